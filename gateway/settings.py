@@ -1,0 +1,137 @@
+"""Typed settings read once from ``GATEWAY_*`` variables and passed into ``create_app``.
+
+Tests build a ``Settings`` directly instead of mutating the environment; the CLI
+builds one from the environment and lets its flags override fields.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+WEAK_MASTER_KEYS = frozenset({"", "mymasterkey", "masterkey", "master", "changeme", "secret"})
+MIN_MASTER_KEY_LENGTH = 32
+
+
+class SettingsError(ValueError):
+    """Raised at start-up when the configuration is unsafe or malformed."""
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = "sqlite+aiosqlite:///./var/portal.db"
+    """SQLAlchemy async URL; ``postgresql+asyncpg://`` for scale."""
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    mllp_host: str = "127.0.0.1"
+    mllp_port: int = 2575
+    """0 turns the MLLP listener off."""
+    base_url: str = "http://127.0.0.1:8000"
+    """Public URL used in Location headers, FHIR links and SMART metadata."""
+    app_id: str = "portal-gateway"
+    master_key: str = ""
+    """Must be strong outside demo mode (catalog B10)."""
+    rest_api_key: str | None = None
+    """When set, clients must also present ``X-Parse-REST-API-Key`` (or ``_JavaScriptKey``)."""
+    redis_url: str | None = None
+    signing_key_file: str = "./var/signing-key.pem"
+    files_dir: str = "./var/files"
+    audit_checkpoint_dir: str = "./var/audit-checkpoints"
+    demo: bool = False
+    """Demo mode: seeds demo data on an empty store and tolerates a generated master key."""
+    max_body_bytes: int = 32 * 1024 * 1024
+    parse_limit_default: int = 100
+    parse_limit_max: int = 1000
+    where_max_depth: int = 8
+    include_max_depth: int = 3
+    regex_max_length: int = 256
+    in_max_items: int = 10_000
+    batch_max_requests: int = 50
+    session_days: int = 365
+    activation_code_minutes: int = 60 * 24 * 3
+    password_hash_time_cost: int = 2
+    """argon2 time cost; tests lower the memory cost to keep the suite fast."""
+    password_hash_memory_kib: int = 19_456
+    trusted_proxies: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ("*",)
+    log_level: str = "INFO"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        env = os.environ
+        http_port = _env_int("GATEWAY_HTTP_PORT", cls.http_port)
+        http_host = env.get("GATEWAY_HTTP_HOST", cls.http_host)
+        values: dict[str, Any] = {
+            "database_url": env.get("GATEWAY_DATABASE_URL", cls.database_url),
+            "http_host": http_host,
+            "http_port": http_port,
+            "mllp_host": env.get("GATEWAY_MLLP_HOST", cls.mllp_host),
+            "mllp_port": _env_int("GATEWAY_MLLP_PORT", cls.mllp_port),
+            "base_url": env.get("GATEWAY_BASE_URL", ""),
+            "app_id": env.get("GATEWAY_APP_ID", cls.app_id),
+            "master_key": env.get("GATEWAY_MASTER_KEY", ""),
+            "rest_api_key": env.get("GATEWAY_REST_API_KEY") or None,
+            "redis_url": env.get("GATEWAY_REDIS_URL") or None,
+            "signing_key_file": env.get("GATEWAY_SIGNING_KEY_FILE", cls.signing_key_file),
+            "files_dir": env.get("GATEWAY_FILES_DIR", cls.files_dir),
+            "audit_checkpoint_dir": env.get(
+                "GATEWAY_AUDIT_CHECKPOINT_DIR", cls.audit_checkpoint_dir
+            ),
+            "max_body_bytes": _env_int("GATEWAY_MAX_BODY_BYTES", cls.max_body_bytes),
+            "parse_limit_max": _env_int("GATEWAY_PARSE_LIMIT_MAX", cls.parse_limit_max),
+            "log_level": env.get("GATEWAY_LOG_LEVEL", cls.log_level),
+            "trusted_proxies": tuple(
+                p.strip() for p in env.get("GATEWAY_TRUSTED_PROXIES", "").split(",") if p.strip()
+            ),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if not values["base_url"]:
+            values["base_url"] = f"http://{values['http_host']}:{values['http_port']}"
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    def checked(self) -> Settings:
+        """Refuse unsafe configurations; in demo mode generate a master key when none is set."""
+        key = self.master_key
+        if not key:
+            if self.demo:
+                return replace(self, master_key=secrets.token_urlsafe(32))
+            raise SettingsError(
+                "GATEWAY_MASTER_KEY is not set: generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        if key.lower() in WEAK_MASTER_KEYS or len(key) < MIN_MASTER_KEY_LENGTH:
+            raise SettingsError(
+                f"GATEWAY_MASTER_KEY is too weak: use at least {MIN_MASTER_KEY_LENGTH} random characters"
+            )
+        if self.parse_limit_default > self.parse_limit_max:
+            raise SettingsError("parse_limit_default exceeds parse_limit_max")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def ensure_dirs(self) -> None:
+        for path in (self.files_dir, self.audit_checkpoint_dir):
+            Path(path).mkdir(parents=True, exist_ok=True)
+        if self.is_sqlite and ":///" in self.database_url:
+            db_path = self.database_url.split(":///", 1)[1]
+            if db_path and db_path != ":memory:":
+                Path(db_path).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,297 @@
+"""SQL tables for every class in DESIGN.md, declared once as SQLAlchemy 2 models.
+
+Column names are the Parse field names, so a Parse key maps to a column with no
+translation table; pointer columns hold the target's ``objectId`` and carry a real
+foreign key. Columns whose name starts with ``_`` are internal and never serialized.
+The Parse schema (``gateway.native.schema``) is derived from these declarations.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from gateway.store.types import JSONType, UTCDateTime
+
+ID = String(32)
+
+
+def _ptr(target: str, *, nullable: bool = True, ondelete: str = "RESTRICT") -> Any:
+    return mapped_column(ID, ForeignKey(f"{target}.objectId", ondelete=ondelete), nullable=nullable)
+
+
+def _array() -> Any:
+    return mapped_column(JSONType, nullable=True, info={"parse_type": "Array"})
+
+
+def _object() -> Any:
+    return mapped_column(JSONType, nullable=True, info={"parse_type": "Object"})
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ParseObject:
+    """Columns every Parse class has; ``_rperm``/``_wperm`` are the ACL flattened for SQL filtering."""
+
+    objectId: Mapped[str] = mapped_column(ID, primary_key=True)
+    createdAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    updatedAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    ACL: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True, info={"parse_type": "ACL"})
+    _rperm: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
+    _wperm: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
+
+
+class Versioned:
+    """Clinical classes: ``version`` counts the rows written to ``_Version`` for the object."""
+
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+
+class User(ParseObject, Base):
+    __tablename__ = "_User"
+    username: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+    email: Mapped[str | None] = mapped_column(String(255), nullable=True, unique=True)
+    emailVerified: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    _hashed_password: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class Session(ParseObject, Base):
+    __tablename__ = "_Session"
+    user: Mapped[str] = _ptr("_User", nullable=False, ondelete="CASCADE")
+    expiresAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    createdWith: Mapped[dict[str, Any] | None] = _object()
+    installationId: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    restricted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    _token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+
+
+class Role(ParseObject, Base):
+    __tablename__ = "_Role"
+    name: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+
+
+class RoleUser(Base):
+    """Parse ``_Role.users`` relation."""
+
+    __tablename__ = "_Join_users_Role"
+    owningId: Mapped[str] = mapped_column(ID, ForeignKey("_Role.objectId", ondelete="CASCADE"), primary_key=True)
+    relatedId: Mapped[str] = mapped_column(ID, ForeignKey("_User.objectId", ondelete="CASCADE"), primary_key=True)
+    __table_args__ = (Index("ix_role_users_user", "relatedId"),)
+
+
+class RoleRole(Base):
+    """Parse ``_Role.roles`` relation: users of a child role inherit the owning role."""
+
+    __tablename__ = "_Join_roles_Role"
+    owningId: Mapped[str] = mapped_column(ID, ForeignKey("_Role.objectId", ondelete="CASCADE"), primary_key=True)
+    relatedId: Mapped[str] = mapped_column(ID, ForeignKey("_Role.objectId", ondelete="CASCADE"), primary_key=True)
+    __table_args__ = (Index("ix_role_roles_child", "relatedId"),)
+
+
+class PatientProfile(ParseObject, Versioned, Base):
+    __tablename__ = "PatientProfile"
+    user: Mapped[str | None] = _ptr("_User")
+    medicalRecordNumber: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    displayName: Mapped[str | None] = mapped_column(String(255))
+    givenName: Mapped[str | None] = mapped_column(String(255))
+    familyName: Mapped[str | None] = mapped_column(String(255))
+    dateOfBirth: Mapped[str | None] = mapped_column(String(10), info={"format": "date"})
+    gender: Mapped[str | None] = mapped_column(String(16))
+    primaryClinic: Mapped[str | None] = mapped_column(String(255))
+    contact: Mapped[dict[str, Any] | None] = _object()
+    isActive: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    __table_args__ = (UniqueConstraint("user", name="uq_patient_user"),)
+
+
+class CareTeam(Base):
+    """``PatientProfile.careTeam``: an array of ProviderProfile pointers kept as a join table."""
+
+    __tablename__ = "_Join_careTeam_PatientProfile"
+    owningId: Mapped[str] = mapped_column(
+        ID, ForeignKey("PatientProfile.objectId", ondelete="CASCADE"), primary_key=True
+    )
+    relatedId: Mapped[str] = mapped_column(
+        ID, ForeignKey("ProviderProfile.objectId", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    __table_args__ = (Index("ix_careteam_provider", "relatedId"),)
+
+
+class ProviderProfile(ParseObject, Versioned, Base):
+    __tablename__ = "ProviderProfile"
+    user: Mapped[str | None] = _ptr("_User")
+    displayName: Mapped[str | None] = mapped_column(String(255))
+    npi: Mapped[str | None] = mapped_column(String(32), unique=True)
+    specialty: Mapped[str | None] = mapped_column(String(255))
+    clinic: Mapped[str | None] = mapped_column(String(255))
+    contact: Mapped[dict[str, Any] | None] = _object()
+    isActive: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    __table_args__ = (UniqueConstraint("user", name="uq_provider_user"),)
+
+
+class LabResult(ParseObject, Versioned, Base):
+    __tablename__ = "LabResult"
+    patient: Mapped[str] = _ptr("PatientProfile", nullable=False)
+    orderedBy: Mapped[str | None] = _ptr("ProviderProfile")
+    orderId: Mapped[str | None] = mapped_column(String(128))
+    testCode: Mapped[str | None] = mapped_column(String(64))
+    codeSystem: Mapped[str | None] = mapped_column(String(64))
+    testName: Mapped[str | None] = mapped_column(String(255))
+    resultValue: Mapped[str | None] = mapped_column(Text)
+    valueType: Mapped[str | None] = mapped_column(String(16))
+    units: Mapped[str | None] = mapped_column(String(64))
+    referenceRange: Mapped[str | None] = mapped_column(String(128))
+    interpretation: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(32), nullable=False, default="preliminary")
+    effectiveAt: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    publishedAt: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    visibility: Mapped[str] = mapped_column(String(32), nullable=False, default="shared")
+    notes: Mapped[str | None] = mapped_column(Text)
+    attachments: Mapped[list[Any] | None] = _array()
+    resultData: Mapped[dict[str, Any] | None] = _object()
+    sourceMessageId: Mapped[str | None] = mapped_column(String(128))
+    __table_args__ = (
+        Index("ix_labresult_patient_published", "patient", "publishedAt"),
+        Index("ix_labresult_patient_effective", "patient", "effectiveAt"),
+        Index("ix_labresult_order", "orderId"),
+        Index("ix_labresult_ordered_by", "orderedBy"),
+    )
+
+
+class TreatmentPlan(ParseObject, Versioned, Base):
+    __tablename__ = "TreatmentPlan"
+    patient: Mapped[str] = _ptr("PatientProfile", nullable=False)
+    createdBy: Mapped[str | None] = _ptr("_User")
+    provider: Mapped[str | None] = _ptr("ProviderProfile")
+    summary: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32), nullable=False, default="draft")
+    startDate: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    endDate: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    approvedAt: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acknowledgedAt: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    __table_args__ = (Index("ix_treatmentplan_patient", "patient", "updatedAt"),)
+
+
+class Message(ParseObject, Versioned, Base):
+    __tablename__ = "Message"
+    conversationId: Mapped[str | None] = mapped_column(String(64))
+    from_: Mapped[str | None] = mapped_column(
+        "from", ID, ForeignKey("_User.objectId", ondelete="RESTRICT"), nullable=True
+    )
+    to: Mapped[str | None] = _ptr("_User")
+    patient: Mapped[str] = _ptr("PatientProfile", nullable=False)
+    body: Mapped[str | None] = mapped_column(Text)
+    attachments: Mapped[list[Any] | None] = _array()
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="sent")
+    isRead: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    sentAt: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    readAt: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    __table_args__ = (
+        Index("ix_message_patient_sent", "patient", "sentAt"),
+        Index("ix_message_conversation", "conversationId", "sentAt"),
+    )
+
+
+class Appointment(ParseObject, Versioned, Base):
+    __tablename__ = "Appointment"
+    patient: Mapped[str] = _ptr("PatientProfile", nullable=False)
+    provider: Mapped[str | None] = _ptr("ProviderProfile")
+    startAt: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    endAt: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    location: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="scheduled")
+    reason: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (Index("ix_appointment_patient_start", "patient", "startAt"),)
+
+
+class AuditLog(ParseObject, Base):
+    """Append-only; ``seq`` orders the hash chain (``prevHash`` -> ``hash``)."""
+
+    __tablename__ = "AuditLog"
+    seq: Mapped[int] = mapped_column(Integer, nullable=False, unique=True)
+    actor: Mapped[str | None] = _ptr("_User", ondelete="SET NULL")
+    actorName: Mapped[str | None] = mapped_column(String(255))
+    entityType: Mapped[str | None] = mapped_column(String(64))
+    entityId: Mapped[str | None] = mapped_column(String(255))
+    patient: Mapped[str | None] = mapped_column(ID, info={"pointer": "PatientProfile"})
+    action: Mapped[str] = mapped_column(String(32), nullable=False)
+    summary: Mapped[str | None] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column(
+        "metadata", JSONType, nullable=True, info={"parse_type": "Object"}
+    )
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False, default="success")
+    clientId: Mapped[str | None] = mapped_column(String(128))
+    sourceAddress: Mapped[str | None] = mapped_column(String(64))
+    requestId: Mapped[str | None] = mapped_column(String(64))
+    prevHash: Mapped[str] = mapped_column(String(64), nullable=False)
+    hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    __table_args__ = (
+        Index("ix_auditlog_entity", "entityType", "entityId"),
+        Index("ix_auditlog_patient", "patient", "createdAt"),
+    )
+
+
+class AuditHead(Base):
+    """One row holding the chain head; updating it serializes concurrent audit writers."""
+
+    __tablename__ = "_AuditHead"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, nullable=False)
+    hash: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class Version(Base):
+    """Snapshot of a clinical object after each change (FHIR vread/history read these)."""
+
+    __tablename__ = "_Version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    className: Mapped[str] = mapped_column(String(64), nullable=False)
+    objectId: Mapped[str] = mapped_column(ID, nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+    deleted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    createdAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    actor: Mapped[str | None] = mapped_column(String(255))
+    __table_args__ = (UniqueConstraint("className", "objectId", "version", name="uq_version"),)
+
+
+class SchemaCLP(Base):
+    """Class-level permissions set through ``/parse/schemas`` (defaults live in gateway.policy)."""
+
+    __tablename__ = "_SCHEMA"
+    className: Mapped[str] = mapped_column(String(64), primary_key=True)
+    classLevelPermissions: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+
+
+class PortalActivation(Base):
+    """Single-use, expiring codes that link a signed-up user to an existing PatientProfile."""
+
+    __tablename__ = "_PortalActivation"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    codeHash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    patient: Mapped[str] = mapped_column(
+        ID, ForeignKey("PatientProfile.objectId", ondelete="CASCADE"), nullable=False
+    )
+    issuedBy: Mapped[str | None] = mapped_column(String(255))
+    createdAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    expiresAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    usedAt: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failedAttempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+metadata = Base.metadata
