@@ -35,7 +35,13 @@ def _sqlite_on_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def _sqlite_on_begin_deferred(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
+def create_engine(url: str, *, echo: bool = False, immediate: bool = True) -> AsyncEngine:
+    """``immediate`` makes SQLite transactions take the write lock at BEGIN (write engine);
+    the read engine uses deferred BEGIN so readers never queue behind writers (WAL)."""
     if url.startswith("sqlite"):
         engine = create_async_engine(
             url,
@@ -51,7 +57,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         def _no_implicit_begin(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None
 
-        event.listen(sync_engine, "begin", _sqlite_on_begin)
+        event.listen(sync_engine, "begin", _sqlite_on_begin if immediate else _sqlite_on_begin_deferred)
         return engine
     return create_async_engine(
         url,

@@ -1,0 +1,126 @@
+"""Writes AuditLog entries in the caller's transaction, chained by SHA-256.
+
+Each entry's ``hash`` covers a canonical JSON of its own fields and ``prevHash``, so
+altering, inserting or removing a row breaks the chain at that row. The single
+``_AuditHead`` row is read and moved in the same transaction: on PostgreSQL its row
+lock (``FOR UPDATE``) serializes concurrent writers into one line; on SQLite the
+write transaction (BEGIN IMMEDIATE) already does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.policy.acl import flatten
+from gateway.policy.principal import Principal
+from gateway.policy.rules import PatientLink, record_acl
+from gateway.store.ids import new_object_id
+from gateway.store.models import AuditHead, AuditLog
+
+GENESIS_HASH = "0" * 64
+
+HASHED_FIELDS = (
+    "objectId", "seq", "createdAt", "actor", "actorName", "entityType", "entityId", "patient",
+    "action", "summary", "metadata", "outcome", "clientId", "sourceAddress", "requestId", "prevHash",
+)
+"""The fields covered by ``hash``, in order; changing this list is a chain format change."""
+
+
+class AuditAction(StrEnum):
+    CREATE = "create"
+    READ = "read"
+    UPDATE = "update"
+    DELETE = "delete"
+    SEARCH = "search"
+    EXECUTE = "execute"
+    LOGIN = "login"
+    LOGIN_FAILED = "login-failed"
+    LOGOUT = "logout"
+    SIGNUP = "signup"
+    ACTIVATE = "activate"
+    PUBLISH = "publish"
+
+
+@dataclass(slots=True)
+class AuditEntry:
+    action: AuditAction
+    principal: Principal
+    entity_type: str | None = None
+    entity_id: str | None = None
+    patient: PatientLink | None = None
+    summary: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    outcome: str = "success"
+
+
+def canonical(values: dict[str, Any]) -> bytes:
+    return json.dumps(
+        {k: values.get(k) for k in HASHED_FIELDS}, sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    ).encode()
+
+
+def entry_hash(values: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical(values)).hexdigest()
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+async def _lock_head(conn: AsyncConnection) -> tuple[int, str]:
+    table = AuditHead.__table__
+    stmt = select(table.c.seq, table.c.hash).where(table.c.id == 1)
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = (await conn.execute(stmt)).first()
+    if row is None:
+        await conn.execute(insert(table), {"id": 1, "seq": 0, "hash": GENESIS_HASH})
+        if conn.dialect.name == "postgresql":
+            row = (await conn.execute(stmt)).first()
+            assert row is not None
+            return int(row.seq), str(row.hash)
+        return 0, GENESIS_HASH
+    return int(row.seq), str(row.hash)
+
+
+async def append(conn: AsyncConnection, entry: AuditEntry) -> str:
+    """Append one entry; returns its hash. Must run inside the transaction it audits."""
+    seq, prev = await _lock_head(conn)
+    seq += 1
+    principal = entry.principal
+    created = datetime.now(UTC)
+    values: dict[str, Any] = {
+        "objectId": new_object_id(),
+        "seq": seq,
+        "createdAt": iso(created),
+        "actor": principal.user_id,
+        "actorName": principal.actor_name,
+        "entityType": entry.entity_type,
+        "entityId": entry.entity_id,
+        "patient": entry.patient.patient_id if entry.patient else None,
+        "action": entry.action.value,
+        "summary": entry.summary,
+        "metadata": entry.metadata or None,
+        "outcome": entry.outcome,
+        "clientId": principal.info.client_id,
+        "sourceAddress": principal.info.source_address,
+        "requestId": principal.info.request_id,
+        "prevHash": prev,
+    }
+    digest = entry_hash(values)
+    acl = record_acl("AuditLog", values, entry.patient)
+    rperm, wperm = flatten(acl)
+    row = dict(values, createdAt=created, updatedAt=created, hash=digest, ACL=acl, _rperm=rperm, _wperm=wperm)
+    await conn.execute(insert(AuditLog.__table__), row)
+    await conn.execute(
+        update(AuditHead.__table__).where(AuditHead.__table__.c.id == 1).values(seq=seq, hash=digest)
+    )
+    return digest

@@ -1,0 +1,1 @@
+"""Identity for every door: passwords, Parse sessions, role membership, master key."""

@@ -1,0 +1,1 @@
+"""Parse-Server-compatible class API under /parse."""

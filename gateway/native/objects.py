@@ -1,0 +1,182 @@
+"""``/parse/classes/{className}[/{objectId}]``: find, get, create, update, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from gateway.errors import Invalid, ParseCode
+from gateway.native import query
+from gateway.native.codec import decode_body, iso
+from gateway.native.context import NativeContext, NativeResponse
+from gateway.native.dispatch import route
+from gateway.native.encode import to_json
+from gateway.native.request import NativeRequest
+from gateway.policy.principal import Principal
+from gateway.records.service import find_records
+from gateway.store.classes import CLASSES, ClassSpec
+
+OPTION_KEYS = frozenset(
+    {"where", "order", "limit", "skip", "keys", "excludeKeys", "include", "count", "includeAll",
+     "readPreference", "includeReadPreference", "subqueryReadPreference", "hint", "explain", "redirectClassNameForKey"}
+)
+
+
+def _int_option(options: dict[str, Any], name: str, default: int) -> int:
+    value = options.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError) as exc:
+        raise Invalid(f"{name} must be a number", parse_code=ParseCode.INVALID_QUERY) from exc
+    if isinstance(value, float) and value != number:
+        raise Invalid(f"{name} must be an integer", parse_code=ParseCode.INVALID_QUERY)
+    return number
+
+
+def _json_option(options: dict[str, Any], name: str) -> Any:
+    value = options.get(name)
+    if isinstance(value, str):
+        try:
+            return msgspec.json.decode(value.encode())
+        except msgspec.DecodeError as exc:
+            raise Invalid(f"{name} is not valid JSON", parse_code=ParseCode.INVALID_JSON) from exc
+    return value
+
+
+def _str_option(options: dict[str, Any], name: str) -> str | None:
+    value = options.get(name)
+    if value is None:
+        return None
+    if isinstance(value, list):
+        value = ",".join(str(v) for v in value)
+    if not isinstance(value, str):
+        raise Invalid(f"{name} must be a string", parse_code=ParseCode.INVALID_QUERY)
+    return value
+
+
+def _truthy(value: Any) -> bool:
+    return value in (1, True, "1", "true", "True")
+
+
+async def find(ctx: NativeContext, principal: Principal, class_name: str, options: dict[str, Any]) -> dict[str, Any]:
+    spec = ctx.records.spec(class_name, principal)
+    settings = ctx.settings
+    limits = query.QueryLimits(
+        max_depth=settings.where_max_depth,
+        regex_max_length=settings.regex_max_length,
+        in_max_items=settings.in_max_items,
+    )
+    hidden = ctx.records.hidden_fields(spec, principal, {})
+    where_doc = _json_option(options, "where") or {}
+    node = query.parse_where(spec, where_doc, limits, protected=hidden)
+    cctx = query.CompileContext(dialect=ctx.db.dialect, subquery_filter=lambda s: _sub_filter(ctx, principal, s))
+    where = query.compile_where(node, spec, cctx)
+    order_keys = query.parse_order(spec, _str_option(options, "order") or "", protected=hidden)
+    order = query.compile_order(order_keys, spec)
+    limit = _int_option(options, "limit", settings.parse_limit_default)
+    skip = _int_option(options, "skip", 0)
+    if limit < 0 or skip < 0:
+        raise Invalid("limit and skip must not be negative", parse_code=ParseCode.INVALID_QUERY)
+    limit = min(limit, settings.parse_limit_max)
+    include_opt = _str_option(options, "include")
+    include = query.parse_include(spec, include_opt, settings.include_max_depth) if include_opt else None
+    keys_opt = _str_option(options, "keys")
+    keys = _keys(keys_opt)
+    count = _truthy(options.get("count"))
+    result = await find_records(
+        ctx.records, principal, class_name, where=where, order=order, limit=limit, skip=skip,
+        count=count, include=include,
+    )
+    body: dict[str, Any] = {
+        "results": [
+            to_json(spec, r, keys=keys, hidden=ctx.records.hidden_fields(spec, principal, r)) for r in result.records
+        ]
+    }
+    if result.count is not None:
+        body["count"] = result.count
+    return body
+
+
+def _keys(keys_opt: str | None) -> frozenset[str] | None:
+    if not keys_opt:
+        return None
+    return frozenset(k.split(".", 1)[0] for k in keys_opt.split(",") if k)
+
+
+def _sub_filter(ctx: NativeContext, principal: Principal, spec: ClassSpec) -> Any:
+    return ctx.records.filter_for(spec, principal)
+
+
+@route("GET", "classes/{className}")
+async def find_objects(ctx: NativeContext, req: NativeRequest, params: dict[str, str]) -> NativeResponse:
+    principal = await ctx.principal(req)
+    return NativeResponse(await find(ctx, principal, params["className"], req.options))
+
+
+@route("POST", "classes/{className}")
+async def create_object(ctx: NativeContext, req: NativeRequest, params: dict[str, str]) -> NativeResponse:
+    principal = await ctx.principal(req)
+    class_name = params["className"]
+    spec = ctx.records.spec(class_name, principal)
+    ops, _ = decode_body(spec, req.body)
+    result = await ctx.records.create(principal, class_name, ops)
+    object_id = result.record["objectId"]
+    location = f"{ctx.settings.base_url}/parse/classes/{class_name}/{object_id}"
+    return NativeResponse(
+        {"objectId": object_id, "createdAt": iso(result.record["createdAt"])},
+        status=201,
+        headers={"Location": location},
+    )
+
+
+@route("GET", "classes/{className}/{objectId}")
+async def get_object(ctx: NativeContext, req: NativeRequest, params: dict[str, str]) -> NativeResponse:
+    principal = await ctx.principal(req)
+    return NativeResponse(await get(ctx, principal, params["className"], params["objectId"], req.options))
+
+
+async def get(
+    ctx: NativeContext, principal: Principal, class_name: str, object_id: str, options: dict[str, Any]
+) -> dict[str, Any]:
+    spec = ctx.records.spec(class_name, principal)
+    include_opt = _str_option(options, "include")
+    include = query.parse_include(spec, include_opt, ctx.settings.include_max_depth) if include_opt else None
+    record = await ctx.records.get(principal, class_name, object_id)
+    if include:
+        async with ctx.db.read() as conn:
+            await ctx.records.expand(conn, principal, spec, [record], include)
+    return to_json(spec, record, keys=_keys(_str_option(options, "keys")),
+                   hidden=ctx.records.hidden_fields(spec, principal, record))
+
+
+@route("PUT", "classes/{className}/{objectId}")
+async def update_object(ctx: NativeContext, req: NativeRequest, params: dict[str, str]) -> NativeResponse:
+    principal = await ctx.principal(req)
+    return NativeResponse(await update(ctx, principal, params["className"], params["objectId"], req.body))
+
+
+async def update(
+    ctx: NativeContext, principal: Principal, class_name: str, object_id: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    spec = ctx.records.spec(class_name, principal)
+    ops, _ = decode_body(spec, body)
+    result = await ctx.records.update(principal, class_name, object_id, ops)
+    out: dict[str, Any] = {"updatedAt": iso(result.record["updatedAt"])}
+    if result.op_results:
+        encoded = to_json(spec, result.record, keys=frozenset(result.op_results))
+        out.update({k: encoded[k] for k in result.op_results if k in encoded})
+    return out
+
+
+@route("DELETE", "classes/{className}/{objectId}")
+async def delete_object(ctx: NativeContext, req: NativeRequest, params: dict[str, str]) -> NativeResponse:
+    principal = await ctx.principal(req)
+    await ctx.records.delete(principal, params["className"], params["objectId"])
+    return NativeResponse({})
+
+
+def class_names() -> list[str]:
+    return sorted(CLASSES)

@@ -1,0 +1,35 @@
+"""ACL checks compiled to SQL, so a query only ever returns rows the caller may read.
+
+The ACL is flattened into ``_rperm``/``_wperm`` JSON arrays on every write; reading
+means "the array overlaps the caller's perms". PostgreSQL answers that with the JSONB
+``?|`` operator; SQLite with ``json_each``. Master-key callers get no filter.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, exists, literal_column, select, true, type_coerce
+from sqlalchemy import func as sa_func
+from sqlalchemy.dialects.postgresql import JSONB, array
+
+from gateway.policy.principal import Principal
+from gateway.store.classes import ClassSpec
+
+
+def perm_overlap(column: ColumnElement[object], perms: frozenset[str], dialect: str) -> ColumnElement[bool]:
+    keys = sorted(perms)
+    if dialect == "postgresql":
+        return type_coerce(column, JSONB).has_any(array(keys))
+    each = sa_func.json_each(column).table_valued("value")
+    return exists(select(literal_column("1")).select_from(each).where(each.c.value.in_(keys)))
+
+
+def read_filter(spec: ClassSpec, principal: Principal, dialect: str) -> ColumnElement[bool]:
+    if principal.is_master:
+        return true()
+    return perm_overlap(spec.table.c._rperm, principal.perms, dialect)
+
+
+def write_filter(spec: ClassSpec, principal: Principal, dialect: str) -> ColumnElement[bool]:
+    if principal.is_master:
+        return true()
+    return perm_overlap(spec.table.c._wperm, principal.perms, dialect)
