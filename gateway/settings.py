@@ -73,27 +73,28 @@ class Settings:
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
         env = os.environ
-        http_port = _env_int("GATEWAY_HTTP_PORT", cls.http_port)
-        http_host = env.get("GATEWAY_HTTP_HOST", cls.http_host)
+        base = cls()
+        http_port = _env_int("GATEWAY_HTTP_PORT", base.http_port)
+        http_host = env.get("GATEWAY_HTTP_HOST", base.http_host)
         values: dict[str, Any] = {
-            "database_url": env.get("GATEWAY_DATABASE_URL", cls.database_url),
+            "database_url": env.get("GATEWAY_DATABASE_URL", base.database_url),
             "http_host": http_host,
             "http_port": http_port,
-            "mllp_host": env.get("GATEWAY_MLLP_HOST", cls.mllp_host),
-            "mllp_port": _env_int("GATEWAY_MLLP_PORT", cls.mllp_port),
+            "mllp_host": env.get("GATEWAY_MLLP_HOST", base.mllp_host),
+            "mllp_port": _env_int("GATEWAY_MLLP_PORT", base.mllp_port),
             "base_url": env.get("GATEWAY_BASE_URL", ""),
-            "app_id": env.get("GATEWAY_APP_ID", cls.app_id),
+            "app_id": env.get("GATEWAY_APP_ID", base.app_id),
             "master_key": env.get("GATEWAY_MASTER_KEY", ""),
             "rest_api_key": env.get("GATEWAY_REST_API_KEY") or None,
             "redis_url": env.get("GATEWAY_REDIS_URL") or None,
-            "signing_key_file": env.get("GATEWAY_SIGNING_KEY_FILE", cls.signing_key_file),
-            "files_dir": env.get("GATEWAY_FILES_DIR", cls.files_dir),
+            "signing_key_file": env.get("GATEWAY_SIGNING_KEY_FILE", base.signing_key_file),
+            "files_dir": env.get("GATEWAY_FILES_DIR", base.files_dir),
             "audit_checkpoint_dir": env.get(
-                "GATEWAY_AUDIT_CHECKPOINT_DIR", cls.audit_checkpoint_dir
+                "GATEWAY_AUDIT_CHECKPOINT_DIR", base.audit_checkpoint_dir
             ),
-            "max_body_bytes": _env_int("GATEWAY_MAX_BODY_BYTES", cls.max_body_bytes),
-            "parse_limit_max": _env_int("GATEWAY_PARSE_LIMIT_MAX", cls.parse_limit_max),
-            "log_level": env.get("GATEWAY_LOG_LEVEL", cls.log_level),
+            "max_body_bytes": _env_int("GATEWAY_MAX_BODY_BYTES", base.max_body_bytes),
+            "parse_limit_max": _env_int("GATEWAY_PARSE_LIMIT_MAX", base.parse_limit_max),
+            "log_level": env.get("GATEWAY_LOG_LEVEL", base.log_level),
             "trusted_proxies": tuple(
                 p.strip() for p in env.get("GATEWAY_TRUSTED_PROXIES", "").split(",") if p.strip()
             ),

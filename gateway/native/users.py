@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.audit import AuditAction, AuditEntry, append
 from gateway.auth import sessions
+from gateway.auth.users import create_user
 from gateway.errors import Conflict, Forbidden, Invalid, NotFound, ParseCode
 from gateway.native import objects
 from gateway.native.codec import iso
@@ -21,11 +22,9 @@ from gateway.native.dispatch import route
 from gateway.native.encode import to_json
 from gateway.native.request import NativeRequest
 from gateway.policy.principal import Principal, PrincipalKind
-from gateway.records.links import acl_columns
 from gateway.store.classes import CLASSES
-from gateway.store.ids import new_object_id
 from gateway.store.models import User
-from gateway.store.objects import get_record, now
+from gateway.store.objects import get_record
 
 _users = User.__table__
 USER = CLASSES["_User"]
@@ -64,17 +63,9 @@ async def sign_up(ctx: NativeContext, req: NativeRequest, params: dict[str, str]
             raise Invalid(f"{key} is an invalid field name.", parse_code=ParseCode.INVALID_KEY_NAME)
     if extra:
         raise Forbidden(f"Permission denied for action addField on class _User: {sorted(extra)[0]} is not a field.")
-    hashed = await ctx.passwords.hash(password)
-    ts = now()
-    row: dict[str, Any] = {
-        "objectId": new_object_id(), "username": username, "email": email, "emailVerified": False if email else None,
-        "_hashed_password": hashed, "createdAt": ts, "updatedAt": ts,
-    }
-    row.update(acl_columns("_User", row, None))
     try:
         async with ctx.db.write() as conn:
-            await _ensure_unique(conn, username, email)
-            await conn.execute(insert(_users), row)
+            row = await create_user(conn, ctx.passwords, username, password, email)
             token, _ = await sessions.create_session(
                 conn, row["objectId"], days=ctx.settings.session_days, action="signup",
                 installation_id=req.installation_id if isinstance(req.installation_id, str) else None,
@@ -83,19 +74,13 @@ async def sign_up(ctx: NativeContext, req: NativeRequest, params: dict[str, str]
             await append(conn, AuditEntry(AuditAction.SIGNUP, actor, "_User", row["objectId"]))
     except IntegrityError as exc:
         raise Conflict("Account already exists for this username.", parse_code=ParseCode.USERNAME_TAKEN) from exc
+    ts = row["createdAt"]
     del principal
     return NativeResponse(
         {"objectId": row["objectId"], "createdAt": iso(ts), "sessionToken": token},
         status=201,
         headers={"Location": f"{ctx.settings.base_url}/parse/users/{row['objectId']}"},
     )
-
-
-async def _ensure_unique(conn: Any, username: str, email: str | None) -> None:
-    if (await conn.execute(select(_users.c.objectId).where(_users.c.username == username))).first():
-        raise Conflict("Account already exists for this username.", parse_code=ParseCode.USERNAME_TAKEN)
-    if email and (await conn.execute(select(_users.c.objectId).where(_users.c.email == email))).first():
-        raise Conflict("Account already exists for this email address.", parse_code=ParseCode.EMAIL_TAKEN)
 
 
 async def _log_in(ctx: NativeContext, req: NativeRequest) -> NativeResponse:

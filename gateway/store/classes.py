@@ -90,7 +90,7 @@ def _column_type(col: Column[object]) -> tuple[FieldType, str | None]:
         return FieldType.POINTER, str(pointer)
     fks: set[ForeignKey] = set(col.foreign_keys)
     if fks:
-        return FieldType.POINTER, next(iter(fks)).column.table.name
+        return FieldType.POINTER, str(next(iter(fks)).column.table.name)
     if isinstance(col.type, UTCDateTime):
         return FieldType.DATE, None
     if isinstance(col.type, Boolean):
@@ -108,8 +108,8 @@ def _spec_for(model: type[models.Base], joins: dict[str, FieldSpec] | None = Non
             continue
         ftype, target = _column_type(col)
         required = not col.nullable and col.default is None and col.name not in COMMON_FIELDS
-        fields[col.name] = FieldSpec(
-            name=col.name,
+        fields[str(col.name)] = FieldSpec(
+            name=str(col.name),
             type=ftype,
             column=col,
             target=target,
@@ -118,7 +118,7 @@ def _spec_for(model: type[models.Base], joins: dict[str, FieldSpec] | None = Non
         )
     fields.update(joins or {})
     versioned = "version" in table.columns
-    return ClassSpec(name=table.name, table=table, fields=fields, versioned=versioned)
+    return ClassSpec(name=str(table.name), table=table, fields=fields, versioned=versioned)
 
 
 def _join(model: type[models.Base], name: str, ftype: FieldType, target: str, *, ordered: bool = False) -> FieldSpec:

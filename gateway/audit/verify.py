@@ -1,0 +1,74 @@
+"""Walks the AuditLog chain from genesis and reports the first entry that does not hold.
+
+Detects an edited entry (its hash no longer matches its content), a removed or
+inserted entry (``prevHash`` or ``seq`` breaks), and a truncated tail (the chain
+head recorded in ``_AuditHead`` is not the last entry's hash).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from gateway.audit.writer import GENESIS_HASH, entry_hash, iso
+from gateway.store.engine import create_engine
+from gateway.store.models import AuditHead, AuditLog
+
+BATCH = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    ok: bool
+    checked: int
+    head_hash: str
+    bad_seq: int | None = None
+    bad_id: str | None = None
+    reason: str | None = None
+
+
+def _hashed_values(row: Any) -> dict[str, Any]:
+    return {
+        "objectId": row.objectId, "seq": row.seq, "createdAt": iso(row.createdAt), "actor": row.actor,
+        "actorName": row.actorName, "entityType": row.entityType, "entityId": row.entityId,
+        "patient": row.patient, "action": row.action, "summary": row.summary, "metadata": row.metadata,
+        "outcome": row.outcome, "clientId": row.clientId, "sourceAddress": row.sourceAddress,
+        "requestId": row.requestId, "prevHash": row.prevHash,
+    }
+
+
+async def verify_chain(url: str) -> VerifyResult:
+    engine = create_engine(url, immediate=False)
+    log = AuditLog.__table__
+    head = AuditHead.__table__
+    prev, expected_seq, checked = GENESIS_HASH, 1, 0
+    try:
+        async with engine.connect() as conn:
+            last_seq = 0
+            while True:
+                rows = (await conn.execute(
+                    select(log).where(log.c.seq > last_seq).order_by(log.c.seq).limit(BATCH)
+                )).all()
+                if not rows:
+                    break
+                for row in rows:
+                    if row.seq != expected_seq:
+                        return VerifyResult(False, checked, prev, row.seq, row.objectId,
+                                            f"expected seq {expected_seq}: an entry was removed or inserted")
+                    if row.prevHash != prev:
+                        return VerifyResult(False, checked, prev, row.seq, row.objectId,
+                                            "prevHash does not match the previous entry")
+                    if entry_hash(_hashed_values(row)) != row.hash:
+                        return VerifyResult(False, checked, prev, row.seq, row.objectId,
+                                            "content does not match its hash (entry altered)")
+                    prev, expected_seq, checked = row.hash, expected_seq + 1, checked + 1
+                    last_seq = row.seq
+            head_row = (await conn.execute(select(head.c.seq, head.c.hash).where(head.c.id == 1))).first()
+    finally:
+        await engine.dispose()
+    if head_row is not None and (head_row.hash != prev or head_row.seq != checked):
+        return VerifyResult(False, checked, prev, head_row.seq, None,
+                            "the recorded chain head is past the last entry: entries were removed from the end")
+    return VerifyResult(True, checked, prev)

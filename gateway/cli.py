@@ -1,0 +1,181 @@
+"""``portal-gateway``: serve, seed, db upgrade, openapi, audit verify.
+
+Flags override ``GATEWAY_*`` variables; every command builds one ``Settings``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gateway.settings import Settings, SettingsError
+
+OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings.from_env(**overrides)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _demo_master_key(settings: Settings) -> Settings:
+    """Demo mode without a key: generate one, keep it in a 0600 file, print only its path."""
+    if settings.master_key:
+        return settings
+    path = Path(settings.signing_key_file).parent / "demo-master-key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    click.echo(f"demo master key stored in {path}")
+    return settings.with_(master_key=path.read_text().strip())
+
+
+@click.group()
+def main() -> None:
+    """Patient Portal Gateway: Parse-compatible class API, FHIR R4 and HL7v2 over one store."""
+
+
+@main.command()
+@click.option("--host", default=None, help="HTTP host (GATEWAY_HTTP_HOST)")
+@click.option("--port", type=int, default=None, help="HTTP port (GATEWAY_HTTP_PORT)")
+@click.option("--database-url", default=None, help="GATEWAY_DATABASE_URL")
+@click.option("--demo", is_flag=True, help="seed demo data on an empty store")
+@click.option("--log-level", default=None)
+def serve(host: str | None, port: int | None, database_url: str | None, demo: bool, log_level: str | None) -> None:
+    """Apply migrations, optionally seed demo data, and serve HTTP."""
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.store.migrate import upgrade
+
+    settings = _settings(http_host=host, http_port=port, database_url=database_url, demo=demo or None,
+                         log_level=log_level)
+    if settings.demo:
+        settings = _demo_master_key(settings)
+    try:
+        settings = settings.checked()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    settings.ensure_dirs()
+    upgrade(settings.database_url)
+    if settings.demo:
+        asyncio.run(_seed_if_empty(settings))
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level=settings.log_level.lower(),
+                access_log=False)
+
+
+async def _seed_if_empty(settings: Settings) -> None:
+    from gateway.seed import DEMO_PASSWORD, DEMO_USERS, seed_demo, store_is_empty
+
+    records, db = _records(settings)
+    try:
+        if await store_is_empty(records):
+            await seed_demo(records)
+            click.echo(f"demo data seeded; password for every demo user: {DEMO_PASSWORD}")
+            for user in DEMO_USERS:
+                click.echo(f"  {user.email:24} {user.role:9} {user.note}")
+        else:
+            click.echo("store is not empty: demo data not seeded")
+    finally:
+        await db.dispose()
+
+
+def _records(settings: Settings) -> tuple[Any, Any]:
+    from gateway.auth.passwords import Passwords
+    from gateway.records.service import Records
+    from gateway.store.database import Database
+
+    db = Database(settings.database_url)
+    return Records(db, settings, Passwords(settings.password_hash_time_cost, settings.password_hash_memory_kib)), db
+
+
+@main.command()
+@click.option("--demo", is_flag=True, required=True, help="seed the demo principals and records")
+@click.option("--database-url", default=None)
+def seed(demo: bool, database_url: str | None) -> None:
+    """Seed demo data into an empty store."""
+    from gateway.store.migrate import upgrade
+
+    settings = _settings(database_url=database_url, demo=True)
+    settings.ensure_dirs()
+    upgrade(settings.database_url)
+    asyncio.run(_seed_if_empty(settings))
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@click.option("--database-url", default=None)
+def db_upgrade(database_url: str | None) -> None:
+    """Apply all Alembic migrations."""
+    from gateway.store.migrate import head_revision, upgrade
+
+    settings = _settings(database_url=database_url)
+    settings.ensure_dirs()
+    upgrade(settings.database_url)
+    click.echo(f"database at revision {head_revision()}")
+
+
+def openapi_document() -> dict[str, Any]:
+    from gateway.app import create_app
+
+    app = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:", master_key="x" * 40))
+    return app.openapi_schema.to_schema()
+
+
+def render_openapi() -> str:
+    return json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n"
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="exit 1 when openapi/openapi.json differs from the app")
+def openapi(check: bool) -> None:
+    """Regenerate openapi/openapi.json from the app."""
+    text = render_openapi()
+    if check:
+        current = OPENAPI_PATH.read_text() if OPENAPI_PATH.exists() else ""
+        if current != text:
+            click.echo("openapi/openapi.json is out of date: run `portal-gateway openapi`", err=True)
+            sys.exit(1)
+        click.echo("openapi/openapi.json is up to date")
+        return
+    OPENAPI_PATH.parent.mkdir(parents=True, exist_ok=True)
+    OPENAPI_PATH.write_text(text)
+    click.echo(f"wrote {OPENAPI_PATH}")
+
+
+@main.group()
+def audit() -> None:
+    """Audit trail commands."""
+
+
+@audit.command("verify")
+@click.option("--database-url", default=None)
+def audit_verify(database_url: str | None) -> None:
+    """Walk the hash chain; exit 1 naming the first broken entry."""
+    from gateway.audit.verify import verify_chain
+
+    settings = _settings(database_url=database_url)
+    result = asyncio.run(verify_chain(settings.database_url))
+    if result.ok:
+        click.echo(f"audit chain intact: {result.checked} entries, head {result.head_hash}")
+        return
+    click.echo(f"audit chain BROKEN at entry seq={result.bad_seq} objectId={result.bad_id}: {result.reason}", err=True)
+    sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
