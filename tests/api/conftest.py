@@ -53,7 +53,7 @@ class Api:
                                    headers=self.headers())
         assert r.status_code == 200, r.text
         token = str(r.json()["sessionToken"])
-        self.tokens[username.split("@")[0]] = token
+        self.tokens[username.split("@")[0].removeprefix("dr.")] = token
         return token
 
     async def get(self, path: str, who: str | None = None, *, master: bool = False, **params: Any) -> Any:
