@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
+from typing import Any
+
+from litestar import Litestar, Request, Response
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
+from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
@@ -12,7 +15,7 @@ from gateway import __version__
 from gateway.auth.passwords import Passwords
 from gateway.native.context import NativeContext
 from gateway.native.functions import FUNCTIONS
-from gateway.native.routes import build_router
+from gateway.native.routes import build_router, http_error
 from gateway.operations import live, ready
 from gateway.records.service import Records
 from gateway.settings import Settings
@@ -23,6 +26,13 @@ PARSE_HEADERS = [
     "X-Parse-Client-Version", "X-Parse-Session-Token", "X-Requested-With", "X-Parse-Revocable-Session",
     "X-Parse-Request-Id", "X-Parse-Installation-Id", "Content-Type", "Pragma", "Cache-Control", "Authorization",
 ]
+
+
+def _not_found(request: Request[Any, Any, Any], exc: NotFoundException) -> Response[Any]:
+    """Unrouted paths answer in the format of the door they were aimed at."""
+    if request.url.path.startswith("/parse"):
+        return http_error(request, exc)
+    return Response({"status_code": 404, "detail": "Not Found"}, status_code=404)
 
 
 def create_app(settings: Settings, *, db: Database | None = None) -> Litestar:
@@ -52,5 +62,6 @@ def create_app(settings: Settings, *, db: Database | None = None) -> Litestar:
             render_plugins=[SwaggerRenderPlugin()],
         ),
         on_shutdown=[close_db],
+        exception_handlers={NotFoundException: _not_found},
         debug=False,
     )

@@ -89,6 +89,12 @@ _CREATE_ONLY: Mapping[str, frozenset[str]] = {
 """Fields fixed once the record exists (moving a result to another patient is not an edit)."""
 
 
+_CREATE_EXTRA: Mapping[tuple[str, Relation], frozenset[str]] = {
+    ("PatientProfile", Relation.CARE_TEAM): frozenset({"medicalRecordNumber"}),
+}
+"""Fields a relation may set when creating a record but never change afterwards."""
+
+
 def check_writable(
     class_name: str, keys: set[str], relation: Relation, *, creating: bool
 ) -> None:
@@ -103,6 +109,8 @@ def check_writable(
         allowed = table.get(relation, frozenset())
         if relation is Relation.ADMIN and not allowed:
             allowed = table.get(Relation.CARE_TEAM, frozenset())
+    if creating:
+        allowed = allowed | _CREATE_EXTRA.get((class_name, relation), frozenset())
     if _ALL in allowed:
         refused = set()
     else:

@@ -208,8 +208,10 @@ class Records:
             values.update(objectId=new_object_id(), createdAt=ts, updatedAt=ts)
             if spec.versioned:
                 values["version"] = 1
+            if class_name == "PatientProfile":
+                link = PatientLink(values["objectId"], values.get("user"))
             values.update(links.acl_columns(class_name, values, link))
-            joins = {k: values.pop(k) for k in list(values) if k in applied.joins}
+            joins = {k: values.pop(k) for k in list(values) if spec.fields.get(k) is not None and spec.fields[k].is_join}
             record = await insert_record(conn, spec, values, actor=principal.actor_name, joins=joins)
             await self._relations(conn, spec, record["objectId"], ops)
             await self._after_write(conn, class_name, None, record)
