@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
-    Float,
     ForeignKey,
     Index,
     Integer,
