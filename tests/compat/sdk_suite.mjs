@@ -1,0 +1,786 @@
+// Compatibility suite: the official Parse JavaScript SDK (npm `parse`) against a live gateway.
+//
+// Environment: PARSE_SERVER_URL (e.g. http://127.0.0.1:8000/parse), PARSE_APP_ID, PARSE_MASTER_KEY,
+// optional COMPAT_ONLY (comma-separated substrings of check names to run).
+// Output: one JSON line per check, {"check": name, "ok": bool, "detail": ...}, then a summary line
+// {"summary": {...}}. Exit code 0 only when every check passed.
+//
+// The checks run in order and share state (sessions, objects created earlier); a check whose
+// prerequisite failed fails with "prerequisite missing" rather than hiding the first failure.
+
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import Parse from "parse/node"; // Parse 8 exports the Node build as `parse/node` (older majors: parse/node.js)
+
+const SERVER_URL = process.env.PARSE_SERVER_URL;
+const APP_ID = process.env.PARSE_APP_ID;
+const MASTER_KEY = process.env.PARSE_MASTER_KEY;
+if (!SERVER_URL || !APP_ID || !MASTER_KEY) {
+  console.error("PARSE_SERVER_URL, PARSE_APP_ID and PARSE_MASTER_KEY must be set");
+  process.exit(2);
+}
+const ONLY = (process.env.COMPAT_ONLY || "").split(",").map((s) => s.trim()).filter(Boolean);
+
+Parse.initialize(APP_ID);
+Parse.serverURL = SERVER_URL;
+Parse.masterKey = MASTER_KEY;
+Parse.User.enableUnsafeCurrentUser(); // Node has no browser storage: opt in to current() as the docs say
+// The SDK retries every 5xx five times with back-off; one attempt makes a 5xx visible at once
+// (the 5xx itself is a failure: the contract says a write must never answer 5xx).
+Parse.CoreManager.set("REQUEST_ATTEMPT_LIMIT", 1);
+
+const PASSWORD = "demo-pass-2026";
+const RUN = randomBytes(4).toString("hex");
+const MASTER = { useMasterKey: true };
+const PUBLISHED = new Set(["final", "corrected", "amended"]);
+
+const results = [];
+const state = {};
+
+function need(...keys) {
+  for (const k of keys) {
+    if (state[k] === undefined) throw new Error(`prerequisite missing: ${k}`);
+  }
+  return keys.length === 1 ? state[keys[0]] : keys.map((k) => state[k]);
+}
+
+function as(user) {
+  return { sessionToken: user.getSessionToken() };
+}
+
+function ids(objects) {
+  return objects.map((o) => o.id).sort();
+}
+
+function describeError(err) {
+  if (err instanceof Parse.Error || (err && typeof err.code === "number")) {
+    return { code: err.code, message: err.message };
+  }
+  return { message: String(err && err.message ? err.message : err) };
+}
+
+async function expectParseError(promise, code, what = "request") {
+  let value;
+  try {
+    value = await promise;
+  } catch (err) {
+    if (err && err.code === code) return err;
+    throw new Error(`${what}: expected Parse error ${code}, got ${JSON.stringify(describeError(err))}`);
+  }
+  throw new Error(`${what}: expected Parse error ${code}, but it succeeded: ${JSON.stringify(value)}`);
+}
+
+async function check(name, fn) {
+  if (ONLY.length && !ONLY.some((s) => name.includes(s))) return;
+  const started = Date.now();
+  let line;
+  try {
+    const detail = await fn();
+    line = { check: name, ok: true, ms: Date.now() - started, ...(detail === undefined ? {} : { detail }) };
+  } catch (err) {
+    line = { check: name, ok: false, ms: Date.now() - started, detail: describeError(err) };
+  }
+  results.push(line);
+  console.log(JSON.stringify(line));
+}
+
+const SORTABLE = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+
+// ------------------------------------------------------------------ users
+
+await check("user.logIn demo users", async () => {
+  for (const [key, email] of [
+    ["alice", "alice@example.org"],
+    ["bob", "bob@example.org"],
+    ["smith", "dr.smith@example.org"],
+    ["jones", "dr.jones@example.org"],
+    ["admin", "admin@example.org"],
+  ]) {
+    const user = await Parse.User.logIn(email, PASSWORD);
+    assert.ok(user.id, `${email}: no objectId`);
+    assert.match(user.getSessionToken() || "", /^r:/, `${email}: session token should be revocable (r:...)`);
+    assert.equal(user.get("username"), email);
+    assert.equal(user.get("password"), undefined, "password must never be returned");
+    state[key] = user;
+  }
+  assert.equal(Parse.User.current().id, state.admin.id, "current() is the last user who logged in");
+});
+
+await check("user.logIn wrong password -> 101", async () => {
+  await expectParseError(Parse.User.logIn("alice@example.org", "not-the-password"), 101, "bad password");
+  await expectParseError(Parse.User.logIn(`nobody-${RUN}@example.org`, PASSWORD), 101, "unknown user");
+});
+
+await check("user.signUp", async () => {
+  const user = new Parse.User();
+  const email = `compat-${RUN}@example.org`;
+  user.set("username", email);
+  user.set("password", "compat-pass-1234");
+  user.set("email", email);
+  await user.signUp();
+  assert.ok(user.id);
+  assert.match(user.getSessionToken() || "", /^r:/);
+  assert.ok(user.createdAt instanceof Date);
+  assert.equal(Parse.User.current().id, user.id, "signUp makes the new user current");
+  assert.ok(user.authenticated(), "signed-up user is authenticated");
+  state.newbie = user;
+  state.newbieEmail = email;
+});
+
+await check("user.signUp duplicate username -> 202", async () => {
+  const email = need("newbieEmail");
+  const dup = new Parse.User({ username: email, password: "another-pass-1234" });
+  await expectParseError(dup.signUp(), 202, "duplicate username");
+});
+
+await check("user.current / currentAsync", async () => {
+  const alice = await Parse.User.logIn("alice@example.org", PASSWORD);
+  state.alice = alice;
+  const current = Parse.User.current();
+  assert.ok(current, "current() after logIn");
+  assert.equal(current.id, alice.id);
+  assert.equal(current.getSessionToken(), alice.getSessionToken());
+  assert.ok(current.isCurrent());
+  const asyncCurrent = await Parse.User.currentAsync();
+  assert.equal(asyncCurrent.id, alice.id);
+});
+
+await check("user.become + /users/me", async () => {
+  const bob = need("bob");
+  const user = await Parse.User.become(bob.getSessionToken());
+  assert.equal(user.id, bob.id);
+  assert.equal(user.get("username"), "bob@example.org");
+  assert.equal(Parse.User.current().id, bob.id, "become() makes the user current");
+  await expectParseError(Parse.User.become("r:0123456789abcdef0123456789abcdef"), 209, "become with a bogus token");
+});
+
+await check("user.fetch self", async () => {
+  const alice = need("alice");
+  const copy = Parse.User.createWithoutData(alice.id);
+  await copy.fetch(as(alice));
+  assert.equal(copy.get("username"), "alice@example.org");
+  // another patient's user row is not readable
+  const bob = need("bob");
+  await expectParseError(Parse.User.createWithoutData(bob.id).fetch(as(alice)), 101, "alice fetches bob's _User");
+});
+
+await check("user.logOut revokes the session", async () => {
+  const user = await Parse.User.logIn("bob@example.org", PASSWORD);
+  const token = user.getSessionToken();
+  await Parse.User.logOut();
+  assert.equal(Parse.User.current(), null, "current() is null after logOut");
+  await expectParseError(Parse.User.become(token), 209, "become with a logged-out token");
+  await expectParseError(new Parse.Query("LabResult").find({ sessionToken: token }), 209, "query with a logged-out token");
+  // the other bob session (from the first logIn) still works
+  const bob = need("bob");
+  const me = await Parse.User.become(bob.getSessionToken());
+  assert.equal(me.id, bob.id);
+});
+
+await check("session.current", async () => {
+  const alice = need("alice");
+  await Parse.User.become(alice.getSessionToken());
+  const session = await Parse.Session.current();
+  assert.equal(session.getSessionToken(), alice.getSessionToken());
+  assert.equal(session.get("user").id, alice.id);
+});
+
+// ------------------------------------------------------------------ lookups (master key)
+
+await check("master key: find demo profiles", async () => {
+  const profiles = await new Parse.Query("PatientProfile")
+    .containedIn("medicalRecordNumber", ["DEMO-0001", "DEMO-0002"])
+    .find(MASTER);
+  const byMrn = Object.fromEntries(profiles.map((p) => [p.get("medicalRecordNumber"), p]));
+  assert.ok(byMrn["DEMO-0001"] && byMrn["DEMO-0002"], "both demo patients found");
+  state.aliceProfile = byMrn["DEMO-0001"];
+  state.bobProfile = byMrn["DEMO-0002"];
+  assert.equal(state.aliceProfile.get("user").id, need("alice").id, "alice's profile points at her user");
+  const providers = await new Parse.Query("ProviderProfile").find(MASTER);
+  for (const p of providers) {
+    if (p.get("user")?.id === need("smith").id) state.smithProvider = p;
+    if (p.get("user")?.id === need("jones").id) state.jonesProvider = p;
+  }
+  assert.ok(state.smithProvider && state.jonesProvider, "both providers found");
+});
+
+// ------------------------------------------------------------------ objects
+
+await check("object.save PatientProfile as provider (date string, pointer array)", async () => {
+  const smith = need("smith");
+  const patient = new Parse.Object("PatientProfile");
+  patient.set({
+    medicalRecordNumber: `COMPAT-${RUN}`,
+    givenName: "Casey",
+    familyName: "Compat",
+    displayName: "Casey Compat",
+    dateOfBirth: "1990-05-06",
+    gender: "other",
+  });
+  await patient.save(null, as(smith));
+  assert.ok(patient.id);
+  assert.ok(patient.createdAt instanceof Date && patient.updatedAt instanceof Date);
+  const fetched = await new Parse.Query("PatientProfile").get(patient.id, as(smith));
+  assert.equal(fetched.get("dateOfBirth"), "1990-05-06");
+  assert.equal(fetched.get("medicalRecordNumber"), `COMPAT-${RUN}`);
+  const team = fetched.get("careTeam") || [];
+  assert.ok(team.some((p) => p.id === need("smithProvider").id), "the creating provider joins the care team");
+  state.newPatient = patient;
+});
+
+await check("object ACL from server: role and user permissions", async () => {
+  const smith = need("smith");
+  const profile = await new Parse.Query("PatientProfile").get(need("aliceProfile").id, as(smith));
+  const acl = profile.getACL();
+  assert.ok(acl instanceof Parse.ACL, "ACL decoded to Parse.ACL");
+  assert.equal(acl.getPublicReadAccess(), false, "no public read on a patient profile");
+  assert.equal(acl.getReadAccess(need("alice").id), true, "alice may read her profile");
+  assert.equal(acl.getReadAccess(need("bob").id), false, "bob may not");
+  const roleRead = Object.keys(acl.toJSON()).filter((k) => k.startsWith("role:"));
+  assert.ok(roleRead.length > 0, `role permissions present: ${JSON.stringify(acl.toJSON())}`);
+  assert.ok(acl.getRoleReadAccess(`careTeam_${profile.id}`), "care-team role may read");
+  return { acl: acl.toJSON() };
+});
+
+await check("object.save client ACL cannot widen access", async () => {
+  const smith = need("smith");
+  const plan = new Parse.Object("TreatmentPlan");
+  plan.set("patient", need("newPatient"));
+  plan.set("summary", "compat plan");
+  plan.set("status", "draft");
+  const open = new Parse.ACL();
+  open.setPublicReadAccess(true);
+  open.setPublicWriteAccess(true);
+  plan.setACL(open);
+  await plan.save(null, as(smith));
+  assert.ok(plan.id);
+  const fetched = await new Parse.Query("TreatmentPlan").get(plan.id, as(smith));
+  assert.equal(fetched.getACL().getPublicReadAccess(), false, "public read was not granted");
+  assert.equal(fetched.getACL().getPublicWriteAccess(), false, "public write was not granted");
+  await expectParseError(new Parse.Query("TreatmentPlan").get(plan.id, as(need("bob"))), 101, "bob reads the plan");
+  state.plan = plan;
+});
+
+await check("object.save LabResult with pointers and dates (preliminary hidden from patient)", async () => {
+  const smith = need("smith");
+  const effectiveAt = new Date(Date.UTC(2026, 0, 15, 8, 30, 0, 123));
+  const lab = new Parse.Object("LabResult");
+  lab.set({
+    patient: need("aliceProfile"),
+    orderedBy: need("smithProvider"),
+    orderId: `ORD-COMPAT-${RUN}`,
+    testCode: "2951-2",
+    codeSystem: "LN",
+    testName: "Sodium [Moles/volume] in Serum or Plasma",
+    resultValue: "140",
+    valueType: "NM",
+    units: "mmol/L",
+    referenceRange: "136-145",
+    interpretation: "N",
+    status: "preliminary",
+    visibility: "shared",
+    effectiveAt,
+    resultData: { value: 140, nested: { ok: true } },
+  });
+  await lab.save(null, as(smith));
+  assert.ok(lab.id);
+  const fetched = Parse.Object.extend("LabResult").createWithoutData(lab.id);
+  await fetched.fetch(as(smith));
+  assert.equal(fetched.get("patient").className, "PatientProfile");
+  assert.equal(fetched.get("patient").id, need("aliceProfile").id);
+  assert.equal(fetched.get("orderedBy").id, need("smithProvider").id);
+  assert.ok(fetched.get("effectiveAt") instanceof Date, "date decoded to Date");
+  assert.equal(fetched.get("effectiveAt").toISOString(), effectiveAt.toISOString(), "date round-trips to the ms");
+  assert.deepEqual(fetched.get("resultData"), { value: 140, nested: { ok: true } });
+  assert.equal(fetched.get("status"), "preliminary");
+  await expectParseError(new Parse.Query("LabResult").get(lab.id, as(need("alice"))), 101, "alice reads a preliminary result");
+  state.lab = lab;
+});
+
+await check("object.save update publishes: patient sees it only when final", async () => {
+  const [smith, alice, lab] = need("smith", "alice", "lab");
+  lab.set("status", "final");
+  await lab.save(null, as(smith));
+  const seen = await new Parse.Query("LabResult").get(lab.id, as(alice));
+  assert.equal(seen.get("status"), "final");
+  assert.ok(seen.get("publishedAt") instanceof Date, "publishedAt set by the server on publish");
+  assert.equal(seen.getACL().getReadAccess(alice.id), true);
+  await expectParseError(new Parse.Query("LabResult").get(lab.id, as(need("bob"))), 101, "bob reads alice's result");
+  await expectParseError(new Parse.Query("LabResult").get(lab.id, as(need("jones"))), 101, "dr.jones reads alice's result");
+});
+
+await check("object field ops: add/addUnique/remove/unset", async () => {
+  const [smith, lab] = need("smith", "lab");
+  const obj = new Parse.Object("LabResult", { objectId: lab.id });
+  obj.add("attachments", "a");
+  obj.addUnique("attachments", "b");
+  await obj.save(null, as(smith));
+  obj.addUnique("attachments", "a");
+  obj.add("attachments", "c");
+  await obj.save(null, as(smith));
+  obj.remove("attachments", "b");
+  obj.set("notes", "to be removed");
+  await obj.save(null, as(smith));
+  obj.unset("notes");
+  await obj.save(null, as(smith));
+  const fetched = await new Parse.Query("LabResult").get(lab.id, as(smith));
+  assert.deepEqual(fetched.get("attachments"), ["a", "c"]);
+  assert.equal(fetched.get("notes"), undefined);
+  assert.ok(fetched.get("version") >= 2, `version counts changes (got ${fetched.get("version")})`);
+});
+
+await check("object.fetchWithInclude dotted pointer", async () => {
+  const [alice, lab] = need("alice", "lab");
+  const obj = new Parse.Object("LabResult", { objectId: lab.id });
+  await obj.fetchWithInclude(["patient.user", "orderedBy"], as(alice));
+  assert.equal(obj.get("patient").get("medicalRecordNumber"), "DEMO-0001");
+  assert.equal(obj.get("patient").get("user").get("username"), "alice@example.org");
+  assert.equal(obj.get("orderedBy").get("displayName"), "Dr. Sarah Smith");
+});
+
+await check("object.saveAll / destroyAll via /batch (Appointment dates)", async () => {
+  const [smith, patient] = need("smith", "newPatient");
+  const start = new Date(Date.UTC(2026, 11, 1, 9, 0, 0));
+  const appts = [0, 1].map((i) => {
+    const a = new Parse.Object("Appointment");
+    a.set({
+      patient,
+      provider: need("smithProvider"),
+      startAt: new Date(start.getTime() + i * 3600_000),
+      endAt: new Date(start.getTime() + i * 3600_000 + 1800_000),
+      location: `Room ${i}`,
+      status: "scheduled",
+      reason: "compat",
+    });
+    return a;
+  });
+  await Parse.Object.saveAll(appts, as(smith));
+  assert.ok(appts.every((a) => a.id), "both saved");
+  const found = await new Parse.Query("Appointment").equalTo("patient", patient).ascending("startAt").find(as(smith));
+  assert.deepEqual(found.map((a) => a.get("startAt").toISOString()), appts.map((a) => a.get("startAt").toISOString()));
+  state.appointments = appts;
+});
+
+await check("object.destroy", async () => {
+  const [smith, appts] = need("smith", "appointments");
+  await appts[0].destroy(as(smith));
+  await expectParseError(new Parse.Query("Appointment").get(appts[0].id, as(smith)), 101, "get after destroy");
+  await Parse.Object.destroyAll([appts[1]], as(smith));
+  const left = await new Parse.Query("Appointment").equalTo("patient", need("newPatient")).count(as(smith));
+  assert.equal(left, 0);
+});
+
+await check("object.destroy by another provider -> 101", async () => {
+  const [jones, lab] = need("jones", "lab");
+  await expectParseError(new Parse.Object("LabResult", { objectId: lab.id }).destroy(as(jones)), 101, "dr.jones destroys");
+});
+
+await check("object.save unknown class / unknown field -> 119", async () => {
+  const smith = need("smith");
+  await expectParseError(new Parse.Object(`Compat${RUN}`).save({ x: 1 }, as(smith)), 119, "unknown class");
+  const p = new Parse.Object("PatientProfile", { objectId: need("newPatient").id });
+  await expectParseError(p.save({ notAField: 1 }, as(smith)), 119, "unknown field");
+});
+
+await check("AuditLog is read-only even for the master key", async () => {
+  const entry = new Parse.Object("AuditLog");
+  entry.set({ action: "create", summary: "forged" });
+  let failed = false;
+  try {
+    await entry.save(null, MASTER);
+  } catch (err) {
+    failed = true;
+    assert.ok(err.code !== 100, `a refusal, not a transport error: ${JSON.stringify(describeError(err))}`);
+  }
+  assert.ok(failed, "saving an AuditLog entry must fail");
+});
+
+// ------------------------------------------------------------------ queries
+
+await check("query security: alice's LabResult find returns only her published results", async () => {
+  const alice = need("alice");
+  const labs = await new Parse.Query("LabResult").limit(1000).find(as(alice));
+  assert.ok(labs.length >= 7, `alice sees her published results (got ${labs.length})`);
+  for (const lab of labs) {
+    assert.equal(lab.get("patient").id, need("aliceProfile").id, "only her own");
+    assert.ok(PUBLISHED.has(lab.get("status")), `only published (got ${lab.get("status")})`);
+    assert.notEqual(lab.get("visibility"), "provider-only");
+  }
+  const prelim = await new Parse.Query("LabResult").equalTo("status", "preliminary").find(as(alice));
+  assert.equal(prelim.length, 0, "no preliminary result");
+  state.aliceLabs = labs;
+  return { count: labs.length };
+});
+
+await check("query security: where on another patient's pointer returns nothing", async () => {
+  const [alice, bobProfile] = need("alice", "bobProfile");
+  const q = new Parse.Query("LabResult").equalTo("patient", bobProfile);
+  assert.equal((await q.find(as(alice))).length, 0);
+  assert.equal(await q.count(as(alice)), 0);
+  assert.equal(await q.first(as(alice)), undefined);
+  const profiles = await new Parse.Query("PatientProfile").find(as(alice));
+  assert.deepEqual(ids(profiles), [need("aliceProfile").id], "alice sees only her own profile");
+});
+
+await check("query security: dr.jones cannot get alice's PatientProfile -> 101", async () => {
+  const [jones, aliceProfile] = need("jones", "aliceProfile");
+  await expectParseError(new Parse.Query("PatientProfile").get(aliceProfile.id, as(jones)), 101, "dr.jones get");
+  const visible = await new Parse.Query("PatientProfile").find(as(jones));
+  assert.ok(!visible.some((p) => p.id === aliceProfile.id), "not in dr.jones's find either");
+});
+
+// Constraint checks compare the server's answer with the same filter evaluated here on alice's results.
+function constraintCheck(name, build, predicate) {
+  return check(`query.${name}`, async () => {
+    const [alice, all] = need("alice", "aliceLabs");
+    const q = build(new Parse.Query("LabResult"), all);
+    const got = await q.limit(1000).find(as(alice));
+    const expected = all.filter((o) => predicate(o, all));
+    assert.deepEqual(ids(got), ids(expected));
+    return { matched: got.length };
+  });
+}
+
+const codes = () => state.aliceLabs.map((l) => l.get("testCode")).sort(SORTABLE);
+const middleDate = (all) => {
+  const dates = all.map((l) => l.get("effectiveAt").getTime()).sort((a, b) => a - b);
+  return new Date(dates[Math.floor(dates.length / 2)]);
+};
+
+await constraintCheck("equalTo", (q) => q.equalTo("testCode", "2345-7"), (o) => o.get("testCode") === "2345-7");
+await constraintCheck("notEqualTo", (q) => q.notEqualTo("testCode", "2345-7"), (o) => o.get("testCode") !== "2345-7");
+await constraintCheck(
+  "containedIn",
+  (q) => q.containedIn("testCode", codes().slice(0, 2)),
+  (o) => codes().slice(0, 2).includes(o.get("testCode")),
+);
+await constraintCheck(
+  "notContainedIn",
+  (q) => q.notContainedIn("testCode", codes().slice(0, 2)),
+  (o) => !codes().slice(0, 2).includes(o.get("testCode")),
+);
+await constraintCheck(
+  "lessThan (Date)",
+  (q, all) => q.lessThan("effectiveAt", middleDate(all)),
+  (o, all) => o.get("effectiveAt") < middleDate(all),
+);
+await constraintCheck(
+  "lessThanOrEqualTo (Date)",
+  (q, all) => q.lessThanOrEqualTo("effectiveAt", middleDate(all)),
+  (o, all) => o.get("effectiveAt") <= middleDate(all),
+);
+await constraintCheck(
+  "greaterThan (Date)",
+  (q, all) => q.greaterThan("effectiveAt", middleDate(all)),
+  (o, all) => o.get("effectiveAt") > middleDate(all),
+);
+await constraintCheck(
+  "greaterThanOrEqualTo (Date)",
+  (q, all) => q.greaterThanOrEqualTo("effectiveAt", middleDate(all)),
+  (o, all) => o.get("effectiveAt") >= middleDate(all),
+);
+await constraintCheck(
+  "greaterThan/lessThan (number: version)",
+  (q) => q.greaterThan("version", 1).lessThanOrEqualTo("version", 100),
+  (o) => o.get("version") > 1 && o.get("version") <= 100,
+);
+await constraintCheck("exists", (q) => q.exists("notes"), (o) => o.get("notes") !== undefined && o.get("notes") !== null);
+await constraintCheck(
+  "doesNotExist",
+  (q) => q.doesNotExist("notes"),
+  (o) => o.get("notes") === undefined || o.get("notes") === null,
+);
+await constraintCheck(
+  "Parse.Query.or",
+  () =>
+    Parse.Query.or(
+      new Parse.Query("LabResult").equalTo("testCode", "2345-7"),
+      new Parse.Query("LabResult").equalTo("status", "corrected"),
+    ),
+  (o) => o.get("testCode") === "2345-7" || o.get("status") === "corrected",
+);
+await constraintCheck(
+  "Parse.Query.and",
+  (q, all) =>
+    Parse.Query.and(
+      new Parse.Query("LabResult").greaterThan("effectiveAt", new Date(0)),
+      new Parse.Query("LabResult").notEqualTo("testCode", "2345-7"),
+    ),
+  (o) => o.get("testCode") !== "2345-7",
+);
+
+await check("query.matchesQuery / doesNotMatchQuery", async () => {
+  const smith = need("smith");
+  const all = await new Parse.Query("LabResult").include("patient").limit(1000).find(as(smith));
+  assert.ok(all.length > 0);
+  const inner = () => new Parse.Query("PatientProfile").equalTo("medicalRecordNumber", "DEMO-0001");
+  const matched = await new Parse.Query("LabResult").matchesQuery("patient", inner()).limit(1000).find(as(smith));
+  const notMatched = await new Parse.Query("LabResult").doesNotMatchQuery("patient", inner()).limit(1000).find(as(smith));
+  const expected = all.filter((l) => l.get("patient").get("medicalRecordNumber") === "DEMO-0001");
+  assert.ok(expected.length > 0);
+  assert.deepEqual(ids(matched), ids(expected));
+  assert.deepEqual(ids(notMatched), ids(all.filter((l) => !expected.includes(l))));
+  // the inner query runs with the caller's rights: bob's profile does not match for dr.smith
+  const bobInner = new Parse.Query("PatientProfile").equalTo("medicalRecordNumber", "DEMO-0002");
+  assert.equal((await new Parse.Query("LabResult").matchesQuery("patient", bobInner).find(as(smith))).length, 0);
+  return { matched: matched.length, notMatched: notMatched.length };
+});
+
+await check("query.ascending / descending", async () => {
+  const [alice, all] = need("alice", "aliceLabs");
+  const asc = await new Parse.Query("LabResult").ascending("effectiveAt").find(as(alice));
+  const desc = await new Parse.Query("LabResult").descending("effectiveAt").find(as(alice));
+  const times = (xs) => xs.map((o) => o.get("effectiveAt").getTime());
+  const sorted = times(all).sort((a, b) => a - b);
+  assert.deepEqual(times(asc), sorted);
+  assert.deepEqual(times(desc), [...sorted].reverse());
+  const multi = await new Parse.Query("LabResult").ascending("status").addDescending("effectiveAt").find(as(alice));
+  const expected = [...all].sort(
+    (a, b) => SORTABLE(a.get("status"), b.get("status")) || b.get("effectiveAt") - a.get("effectiveAt"),
+  );
+  assert.deepEqual(multi.map((o) => o.id), expected.map((o) => o.id));
+});
+
+await check("query.limit / skip", async () => {
+  const [alice, all] = need("alice", "aliceLabs");
+  const order = [...all].sort((a, b) => a.get("effectiveAt") - b.get("effectiveAt")).map((o) => o.id);
+  const page = await new Parse.Query("LabResult").ascending("effectiveAt").skip(2).limit(3).find(as(alice));
+  assert.deepEqual(page.map((o) => o.id), order.slice(2, 5));
+  const first2 = await new Parse.Query("LabResult").ascending("effectiveAt").limit(2).find(as(alice));
+  assert.deepEqual(first2.map((o) => o.id), order.slice(0, 2));
+  const beyond = await new Parse.Query("LabResult").skip(order.length).find(as(alice));
+  assert.equal(beyond.length, 0);
+  const clamped = await new Parse.Query("LabResult").limit(5000).find(as(alice));
+  assert.equal(clamped.length, order.length, "a limit above the max is clamped, not refused");
+});
+
+await check("query.select", async () => {
+  const alice = need("alice");
+  const rows = await new Parse.Query("LabResult").select("testCode", "effectiveAt").find(as(alice));
+  assert.ok(rows.length > 0);
+  for (const r of rows) {
+    assert.ok(r.id && r.get("testCode"), "selected key present");
+    assert.ok(r.get("effectiveAt") instanceof Date);
+    assert.equal(r.get("testName"), undefined, "unselected key absent");
+    assert.equal(r.get("resultValue"), undefined, "unselected key absent");
+  }
+});
+
+await check("query.include (pointer and dotted path patient.user)", async () => {
+  const alice = need("alice");
+  const rows = await new Parse.Query("LabResult").include("orderedBy").include("patient.user").find(as(alice));
+  assert.ok(rows.length > 0);
+  for (const r of rows) {
+    assert.equal(r.get("patient").get("medicalRecordNumber"), "DEMO-0001");
+    assert.equal(r.get("patient").get("user").get("username"), "alice@example.org");
+    assert.ok(r.get("orderedBy").get("displayName"), "orderedBy included");
+  }
+});
+
+await check("query.include never returns an unreadable object", async () => {
+  const smith = need("smith");
+  // dr.smith may read alice's profile but not alice's _User row: the pointer stays a bare pointer.
+  const rows = await new Parse.Query("LabResult")
+    .equalTo("patient", need("aliceProfile"))
+    .include("patient.user")
+    .find(as(smith));
+  assert.ok(rows.length > 0);
+  for (const r of rows) {
+    assert.equal(r.get("patient").get("medicalRecordNumber"), "DEMO-0001", "patient included");
+    const user = r.get("patient").get("user");
+    if (user) assert.equal(user.get("username"), undefined, "alice's _User is not expanded for dr.smith");
+  }
+});
+
+await check("query.count", async () => {
+  const [alice, all] = need("alice", "aliceLabs");
+  assert.equal(await new Parse.Query("LabResult").count(as(alice)), all.length);
+  assert.equal(await new Parse.Query("LabResult").equalTo("testCode", "2345-7").count(as(alice)), 1);
+});
+
+await check("query.first", async () => {
+  const [alice, all] = need("alice", "aliceLabs");
+  const latest = await new Parse.Query("LabResult").descending("effectiveAt").first(as(alice));
+  const expected = [...all].sort((a, b) => b.get("effectiveAt") - a.get("effectiveAt"))[0];
+  assert.equal(latest.id, expected.id);
+  assert.equal(await new Parse.Query("LabResult").equalTo("testCode", "no-such-code").first(as(alice)), undefined);
+});
+
+await check("query.get", async () => {
+  const [alice, all] = need("alice", "aliceLabs");
+  const one = await new Parse.Query("LabResult").get(all[0].id, as(alice));
+  assert.equal(one.id, all[0].id);
+  await expectParseError(new Parse.Query("LabResult").get("doesNotExist0", as(alice)), 101, "get unknown id");
+});
+
+await check("query on ProviderProfile directory as a patient", async () => {
+  const alice = need("alice");
+  const providers = await new Parse.Query("ProviderProfile").ascending("displayName").find(as(alice));
+  assert.ok(providers.length >= 2);
+  assert.deepEqual(
+    providers.map((p) => p.get("displayName")),
+    [...providers.map((p) => p.get("displayName"))].sort(SORTABLE),
+  );
+});
+
+await check("query without a session on a sign-in class -> 101 or empty", async () => {
+  // make a throwaway session current and log it out, so no other check's session is revoked
+  await Parse.User.logIn("bob@example.org", PASSWORD);
+  await Parse.User.logOut();
+  assert.equal(Parse.User.current(), null);
+  try {
+    const rows = await new Parse.Query("LabResult").find();
+    assert.equal(rows.length, 0, "anonymous sees nothing");
+  } catch (err) {
+    assert.ok([101, 119, 209].includes(err.code), `refused with a Parse code: ${JSON.stringify(describeError(err))}`);
+  }
+});
+
+// ------------------------------------------------------------------ cloud functions
+
+await check("Parse.Cloud.run myAccessLog", async () => {
+  const alice = need("alice");
+  const log = await Parse.Cloud.run("myAccessLog", {}, as(alice));
+  assert.ok(Array.isArray(log), "an array");
+  assert.ok(log.length > 0, "alice has access history (her records were written)");
+  for (const entry of log) {
+    assert.ok(entry.action, "entry has an action");
+    assert.ok(entry.when, "entry has a time");
+  }
+  return { entries: log.length };
+});
+
+await check("Parse.Cloud.run unknown function -> 141", async () => {
+  await expectParseError(Parse.Cloud.run(`noSuchFunction${RUN}`, {}, as(need("alice"))), 141, "unknown function");
+});
+
+await check("Parse.Cloud.run issuePortalActivation (staff only)", async () => {
+  const [smith, patient] = need("smith", "newPatient");
+  await expectParseError(
+    Parse.Cloud.run("issuePortalActivation", { patientId: patient.id }, as(need("jones"))),
+    101,
+    "dr.jones (not on the care team) issues a code",
+  );
+  await expectParseError(
+    Parse.Cloud.run("issuePortalActivation", { patientId: patient.id }, as(need("alice"))),
+    101,
+    "a patient issues a code",
+  );
+  const issued = await Parse.Cloud.run("issuePortalActivation", { patientId: patient.id }, as(smith));
+  assert.equal(typeof issued.code, "string");
+  assert.ok(issued.code.length >= 6);
+  assert.ok(issued.expiresAt instanceof Date, "expiresAt decoded to a Date");
+  assert.ok(issued.expiresAt > new Date());
+  state.activationCode = issued.code;
+});
+
+await check("Parse.Cloud.run activatePortal (wrong DOB -> 141, then success, then reuse -> 141)", async () => {
+  const [code, patient] = need("activationCode", "newPatient");
+  const user = new Parse.User();
+  const email = `activate-${RUN}@example.org`;
+  user.set({ username: email, email, password: "activate-pass-1234" });
+  await user.signUp();
+  await expectParseError(new Parse.Query("PatientProfile").get(patient.id, as(user)), 101, "before activation");
+  await expectParseError(
+    Parse.Cloud.run("activatePortal", { code, dateOfBirth: "1990-06-05" }, as(user)),
+    141,
+    "wrong date of birth",
+  );
+  const result = await Parse.Cloud.run("activatePortal", { code, dateOfBirth: "1990-05-06" }, as(user));
+  assert.ok(result.patient, "result has patient");
+  assert.equal(result.patient.id, patient.id);
+  const mine = await new Parse.Query("PatientProfile").get(patient.id, as(user));
+  assert.equal(mine.get("medicalRecordNumber"), `COMPAT-${RUN}`);
+  assert.equal(mine.get("user").id, user.id);
+  const other = new Parse.User();
+  const otherEmail = `activate2-${RUN}@example.org`;
+  other.set({ username: otherEmail, email: otherEmail, password: "activate-pass-1234" });
+  await other.signUp();
+  await expectParseError(
+    Parse.Cloud.run("activatePortal", { code, dateOfBirth: "1990-05-06" }, as(other)),
+    141,
+    "code reused",
+  );
+  state.activated = user;
+});
+
+await check("activated patient: own records visible, draft plan hidden", async () => {
+  const [user, plan] = need("activated", "plan");
+  await expectParseError(new Parse.Query("TreatmentPlan").get(plan.id, as(user)), 101, "draft plan");
+  const plans = await new Parse.Query("TreatmentPlan").find(as(user));
+  assert.equal(plans.length, 0);
+  const profiles = await new Parse.Query("PatientProfile").find(as(user));
+  assert.deepEqual(ids(profiles), [need("newPatient").id]);
+});
+
+// ------------------------------------------------------------------ roles
+
+await check("Parse.Role: non-admin cannot create a role", async () => {
+  const acl = new Parse.ACL();
+  acl.setPublicReadAccess(true);
+  const role = new Parse.Role(`compat-forbidden-${RUN}`, acl);
+  let failed = false;
+  try {
+    await role.save(null, as(need("alice")));
+  } catch (err) {
+    failed = true;
+    assert.ok([119, 101].includes(err.code), `refused: ${JSON.stringify(describeError(err))}`);
+  }
+  assert.ok(failed, "a patient must not create roles");
+});
+
+await check("Parse.Role: master key creates a role and adds a user", async () => {
+  const newbie = need("newbie");
+  const acl = new Parse.ACL();
+  acl.setPublicReadAccess(false);
+  const name = `compatRole_${RUN}`;
+  const role = new Parse.Role(name, acl);
+  await role.save(null, MASTER);
+  assert.ok(role.id);
+  role.getUsers().add(newbie);
+  await role.save(null, MASTER);
+  const found = await new Parse.Query(Parse.Role).equalTo("name", name).find(MASTER);
+  assert.deepEqual(ids(found), [role.id]);
+  assert.equal(found[0].getName(), name);
+  const members = await found[0].getUsers().query().find(MASTER);
+  assert.deepEqual(ids(members), [newbie.id]);
+  state.role = role;
+});
+
+await check("Parse.Role: role ACL lets members read the role, not others", async () => {
+  const [role, newbie, bob] = need("role", "newbie", "bob");
+  const asMember = await new Parse.Query(Parse.Role).equalTo("name", role.getName()).find(as(newbie));
+  assert.deepEqual(ids(asMember), [role.id], "member reads its role");
+  const asOther = await new Parse.Query(Parse.Role).equalTo("name", role.getName()).find(as(bob));
+  assert.equal(asOther.length, 0, "non-member does not see the role");
+});
+
+await check("Parse.Role: care-team role grants the provider access", async () => {
+  const [smith, aliceProfile] = need("smith", "aliceProfile");
+  const roles = await new Parse.Query(Parse.Role).equalTo("name", `careTeam_${aliceProfile.id}`).find(as(smith));
+  assert.equal(roles.length, 1, "dr.smith sees alice's care-team role");
+  const members = await roles[0].getUsers().query().find(MASTER);
+  assert.ok(members.some((u) => u.id === smith.id), "dr.smith is a member");
+  const profile = await new Parse.Query("PatientProfile").get(aliceProfile.id, as(smith));
+  assert.ok(profile.getACL().getRoleReadAccess(roles[0]), "profile ACL names the role");
+});
+
+await check("Parse.Role: remove user from role", async () => {
+  const [role, newbie] = need("role", "newbie");
+  role.getUsers().remove(newbie);
+  await role.save(null, MASTER);
+  const members = await role.getUsers().query().find(MASTER);
+  assert.equal(members.length, 0);
+  const asFormer = await new Parse.Query(Parse.Role).equalTo("name", role.getName()).find(as(newbie));
+  assert.equal(asFormer.length, 0, "former member no longer reads the role");
+});
+
+// ------------------------------------------------------------------ summary
+
+const failed = results.filter((r) => !r.ok);
+console.log(
+  JSON.stringify({
+    summary: { total: results.length, passed: results.length - failed.length, failed: failed.map((r) => r.check) },
+  }),
+);
+process.exit(failed.length ? 1 : 0);
