@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
 
 from gateway.app import create_app
+from gateway.auth import sessions
 from gateway.auth.passwords import Passwords
 from gateway.records.service import Records
 from gateway.seed import DEMO_PASSWORD, seed_demo
 from gateway.settings import Settings
 from gateway.store.database import Database
+from tests.conftest import clone_database
 
 APP_ID = "test-app"
 MASTER_KEY = "test-master-key-0123456789abcdefghijklmnop"
@@ -72,6 +75,28 @@ class Api:
         return await self.get(f"/parse/classes/{class_name}", who, master=master, **params)
 
 
+async def _seed(url: str) -> dict[str, str]:
+    """Seed the demo data and open one session per demo user (kept in the template, so tests skip log-in)."""
+    settings = make_settings(url)
+    db = Database(url)
+    try:
+        ids = await seed_demo(Records(db, settings, Passwords(1, 1024)))
+        async with db.write() as conn:
+            for email in [k for k in ids if "@" in k]:
+                token, _ = await sessions.create_session(conn, ids[email], days=1, action="login")
+                ids["token:" + email] = token
+        return ids
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+async def demo_database(backend: str, tmp_path: Path) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    url, users, cleanup = await clone_database(backend, "demo", tmp_path, _seed)
+    yield url, dict(users)
+    await cleanup()
+
+
 @pytest.fixture
 async def settings(database_url: str) -> Settings:
     return make_settings(database_url)
@@ -90,21 +115,19 @@ async def api(client: AsyncTestClient[Any]) -> Api:
 
 
 @pytest.fixture
-async def demo(api: Api, settings: Settings) -> Api:
-    """Demo data seeded; sessions for alice, bob, dr.smith, dr.jones and admin; profile ids in ``ids``."""
-    db = Database(settings.database_url)
-    try:
-        records = Records(db, settings, Passwords(1, 1024))
-        users = await seed_demo(records)
-    finally:
-        await db.dispose()
-    for email, object_id in users.items():
-        if "@" in email:
-            api.ids[email.split("@")[0] + ":user"] = object_id
-            await api.login(email)
-    api.ids["alice:patient"], api.ids["bob:patient"] = users["patient:DEMO-0001"], users["patient:DEMO-0002"]
-    api.ids["smith:provider"], api.ids["jones:provider"] = users["provider:dr.smith"], users["provider:dr.jones"]
-    return api
+async def demo(demo_database: tuple[str, dict[str, str]]) -> AsyncIterator[Api]:
+    """Demo data seeded; sessions for alice, bob, smith, jones and admin; profile ids in ``ids``."""
+    url, users = demo_database
+    app = create_app(make_settings(url))
+    async with AsyncTestClient(app=app, base_url="http://testserver.local") as client:
+        api = Api(client)
+        for email, object_id in users.items():
+            if "@" in email and not email.startswith("token:"):
+                api.ids[email.split("@")[0] + ":user"] = object_id
+                api.tokens[email.split("@")[0].removeprefix("dr.")] = users["token:" + email]
+        api.ids["alice:patient"], api.ids["bob:patient"] = users["patient:DEMO-0001"], users["patient:DEMO-0002"]
+        api.ids["smith:provider"], api.ids["jones:provider"] = users["provider:dr.smith"], users["provider:dr.jones"]
+        yield api
 
 
 def pointer(class_name: str, object_id: str) -> dict[str, str]:
