@@ -48,6 +48,11 @@ function as(user) {
   return { sessionToken: user.getSessionToken() };
 }
 
+// GET /classes/{className}/{objectId} through Parse.Object#fetch (Parse.Query#get is a find with a where).
+function fetchAs(className, objectId, user) {
+  return Parse.Object.extend(className).createWithoutData(objectId).fetch(as(user));
+}
+
 function ids(objects) {
   return objects.map((o) => o.id).sort();
 }
@@ -220,7 +225,7 @@ await check("object.save PatientProfile as provider (date string, pointer array)
   await patient.save(null, as(smith));
   assert.ok(patient.id);
   assert.ok(patient.createdAt instanceof Date && patient.updatedAt instanceof Date);
-  const fetched = await new Parse.Query("PatientProfile").get(patient.id, as(smith));
+  const fetched = await fetchAs("PatientProfile", patient.id, smith);
   assert.equal(fetched.get("dateOfBirth"), "1990-05-06");
   assert.equal(fetched.get("medicalRecordNumber"), `COMPAT-${RUN}`);
   const team = fetched.get("careTeam") || [];
@@ -230,7 +235,7 @@ await check("object.save PatientProfile as provider (date string, pointer array)
 
 await check("object ACL from server: role and user permissions", async () => {
   const smith = need("smith");
-  const profile = await new Parse.Query("PatientProfile").get(need("aliceProfile").id, as(smith));
+  const profile = await fetchAs("PatientProfile", need("aliceProfile").id, smith);
   const acl = profile.getACL();
   assert.ok(acl instanceof Parse.ACL, "ACL decoded to Parse.ACL");
   assert.equal(acl.getPublicReadAccess(), false, "no public read on a patient profile");
@@ -254,10 +259,10 @@ await check("object.save client ACL cannot widen access", async () => {
   plan.setACL(open);
   await plan.save(null, as(smith));
   assert.ok(plan.id);
-  const fetched = await new Parse.Query("TreatmentPlan").get(plan.id, as(smith));
+  const fetched = await fetchAs("TreatmentPlan", plan.id, smith);
   assert.equal(fetched.getACL().getPublicReadAccess(), false, "public read was not granted");
   assert.equal(fetched.getACL().getPublicWriteAccess(), false, "public write was not granted");
-  await expectParseError(new Parse.Query("TreatmentPlan").get(plan.id, as(need("bob"))), 101, "bob reads the plan");
+  await expectParseError(fetchAs("TreatmentPlan", plan.id, need("bob")), 101, "bob reads the plan");
   state.plan = plan;
 });
 
@@ -293,7 +298,7 @@ await check("object.save LabResult with pointers and dates (preliminary hidden f
   assert.equal(fetched.get("effectiveAt").toISOString(), effectiveAt.toISOString(), "date round-trips to the ms");
   assert.deepEqual(fetched.get("resultData"), { value: 140, nested: { ok: true } });
   assert.equal(fetched.get("status"), "preliminary");
-  await expectParseError(new Parse.Query("LabResult").get(lab.id, as(need("alice"))), 101, "alice reads a preliminary result");
+  await expectParseError(fetchAs("LabResult", lab.id, need("alice")), 101, "alice reads a preliminary result");
   state.lab = lab;
 });
 
@@ -301,29 +306,31 @@ await check("object.save update publishes: patient sees it only when final", asy
   const [smith, alice, lab] = need("smith", "alice", "lab");
   lab.set("status", "final");
   await lab.save(null, as(smith));
-  const seen = await new Parse.Query("LabResult").get(lab.id, as(alice));
+  const seen = await fetchAs("LabResult", lab.id, alice);
   assert.equal(seen.get("status"), "final");
   assert.ok(seen.get("publishedAt") instanceof Date, "publishedAt set by the server on publish");
   assert.equal(seen.getACL().getReadAccess(alice.id), true);
-  await expectParseError(new Parse.Query("LabResult").get(lab.id, as(need("bob"))), 101, "bob reads alice's result");
-  await expectParseError(new Parse.Query("LabResult").get(lab.id, as(need("jones"))), 101, "dr.jones reads alice's result");
+  await expectParseError(fetchAs("LabResult", lab.id, need("bob")), 101, "bob reads alice's result");
+  await expectParseError(fetchAs("LabResult", lab.id, need("jones")), 101, "dr.jones reads alice's result");
 });
 
 await check("object field ops: add/addUnique/remove/unset", async () => {
   const [smith, lab] = need("smith", "lab");
-  const obj = new Parse.Object("LabResult", { objectId: lab.id });
-  obj.add("attachments", "a");
-  obj.addUnique("attachments", "b");
-  await obj.save(null, as(smith));
-  obj.addUnique("attachments", "a");
-  obj.add("attachments", "c");
-  await obj.save(null, as(smith));
-  obj.remove("attachments", "b");
-  obj.set("notes", "to be removed");
-  await obj.save(null, as(smith));
-  obj.unset("notes");
-  await obj.save(null, as(smith));
-  const fetched = await new Parse.Query("LabResult").get(lab.id, as(smith));
+  const obj = Parse.Object.extend("LabResult").createWithoutData(lab.id);
+  // the SDK cannot merge different array ops on one key in one save: one op per save
+  for (const step of [
+    () => obj.add("attachments", "a"),
+    () => obj.addUnique("attachments", "b"),
+    () => obj.addUnique("attachments", "a"),
+    () => obj.add("attachments", "c"),
+    () => obj.remove("attachments", "b"),
+    () => obj.set("notes", "to be removed"),
+    () => obj.unset("notes"),
+  ]) {
+    step();
+    await obj.save(null, as(smith));
+  }
+  const fetched = await fetchAs("LabResult", lab.id, smith);
   assert.deepEqual(fetched.get("attachments"), ["a", "c"]);
   assert.equal(fetched.get("notes"), undefined);
   assert.ok(fetched.get("version") >= 2, `version counts changes (got ${fetched.get("version")})`);
@@ -336,6 +343,41 @@ await check("object.fetchWithInclude dotted pointer", async () => {
   assert.equal(obj.get("patient").get("medicalRecordNumber"), "DEMO-0001");
   assert.equal(obj.get("patient").get("user").get("username"), "alice@example.org");
   assert.equal(obj.get("orderedBy").get("displayName"), "Dr. Sarah Smith");
+});
+
+await check("object.save Message by the patient: participants only", async () => {
+  const [alice, smith, jones, aliceProfile] = need("alice", "smith", "jones", "aliceProfile");
+  const msg = new Parse.Object("Message");
+  // `from` is server-set to the caller (sending it is refused with 119 as mass assignment)
+  msg.set({ patient: aliceProfile, to: smith, body: `compat ${RUN}`, conversationId: `compat-${RUN}` });
+  await msg.save(null, as(alice));
+  assert.ok(msg.id);
+  assert.ok(msg.createdAt instanceof Date);
+  const asSmith = await fetchAs("Message", msg.id, smith);
+  assert.equal(asSmith.get("body"), `compat ${RUN}`);
+  assert.equal(asSmith.get("from").id, alice.id);
+  assert.equal(asSmith.get("to").id, smith.id);
+  await expectParseError(fetchAs("Message", msg.id, jones), 101, "dr.jones reads alice's message");
+  await expectParseError(fetchAs("Message", msg.id, need("bob")), 101, "bob reads alice's message");
+  state.message = msg;
+});
+
+await check("object.save for another patient is refused", async () => {
+  const [alice, bobProfile, smith] = need("alice", "bobProfile", "smith");
+  const msg = new Parse.Object("Message");
+  msg.set({ patient: bobProfile, to: need("jones"), body: "not mine" });
+  let refused = null;
+  try {
+    await msg.save(null, as(alice));
+  } catch (err) {
+    refused = err;
+  }
+  assert.ok(refused, "alice must not write into bob's records");
+  assert.ok(
+    refused.code !== 1 && refused.code !== 100,
+    `a Parse refusal, not a server error: ${JSON.stringify(describeError(refused))}`,
+  );
+  return { code: refused.code };
 });
 
 await check("object.saveAll / destroyAll via /batch (Appointment dates)", async () => {
@@ -364,7 +406,7 @@ await check("object.saveAll / destroyAll via /batch (Appointment dates)", async 
 await check("object.destroy", async () => {
   const [smith, appts] = need("smith", "appointments");
   await appts[0].destroy(as(smith));
-  await expectParseError(new Parse.Query("Appointment").get(appts[0].id, as(smith)), 101, "get after destroy");
+  await expectParseError(fetchAs("Appointment", appts[0].id, smith), 101, "get after destroy");
   await Parse.Object.destroyAll([appts[1]], as(smith));
   const left = await new Parse.Query("Appointment").equalTo("patient", need("newPatient")).count(as(smith));
   assert.equal(left, 0);
@@ -425,6 +467,7 @@ await check("query security: where on another patient's pointer returns nothing"
 await check("query security: dr.jones cannot get alice's PatientProfile -> 101", async () => {
   const [jones, aliceProfile] = need("jones", "aliceProfile");
   await expectParseError(new Parse.Query("PatientProfile").get(aliceProfile.id, as(jones)), 101, "dr.jones get");
+  await expectParseError(fetchAs("PatientProfile", aliceProfile.id, jones), 101, "dr.jones fetch");
   const visible = await new Parse.Query("PatientProfile").find(as(jones));
   assert.ok(!visible.some((p) => p.id === aliceProfile.id), "not in dr.jones's find either");
 });
@@ -507,6 +550,12 @@ await constraintCheck(
       new Parse.Query("LabResult").notEqualTo("testCode", "2345-7"),
     ),
   (o) => o.get("testCode") !== "2345-7",
+);
+
+await constraintCheck(
+  "startsWith ($regex)",
+  (q) => q.startsWith("testName", "Hemoglobin"),
+  (o) => (o.get("testName") || "").startsWith("Hemoglobin"),
 );
 
 await check("query.matchesQuery / doesNotMatchQuery", async () => {
@@ -598,6 +647,16 @@ await check("query.count", async () => {
   assert.equal(await new Parse.Query("LabResult").equalTo("testCode", "2345-7").count(as(alice)), 1);
 });
 
+await check("query.withCount / each", async () => {
+  const [alice, all] = need("alice", "aliceLabs");
+  const page = await new Parse.Query("LabResult").withCount().limit(2).find(as(alice));
+  assert.equal(page.count, all.length);
+  assert.equal(page.results.length, Math.min(2, all.length));
+  const seen = [];
+  await new Parse.Query("LabResult").each((o) => seen.push(o.id), { ...as(alice), batchSize: 3 });
+  assert.deepEqual(seen.sort(), ids(all));
+});
+
 await check("query.first", async () => {
   const [alice, all] = need("alice", "aliceLabs");
   const latest = await new Parse.Query("LabResult").descending("effectiveAt").first(as(alice));
@@ -680,7 +739,7 @@ await check("Parse.Cloud.run activatePortal (wrong DOB -> 141, then success, the
   const email = `activate-${RUN}@example.org`;
   user.set({ username: email, email, password: "activate-pass-1234" });
   await user.signUp();
-  await expectParseError(new Parse.Query("PatientProfile").get(patient.id, as(user)), 101, "before activation");
+  await expectParseError(fetchAs("PatientProfile", patient.id, user), 101, "before activation");
   await expectParseError(
     Parse.Cloud.run("activatePortal", { code, dateOfBirth: "1990-06-05" }, as(user)),
     141,
@@ -689,7 +748,7 @@ await check("Parse.Cloud.run activatePortal (wrong DOB -> 141, then success, the
   const result = await Parse.Cloud.run("activatePortal", { code, dateOfBirth: "1990-05-06" }, as(user));
   assert.ok(result.patient, "result has patient");
   assert.equal(result.patient.id, patient.id);
-  const mine = await new Parse.Query("PatientProfile").get(patient.id, as(user));
+  const mine = await fetchAs("PatientProfile", patient.id, user);
   assert.equal(mine.get("medicalRecordNumber"), `COMPAT-${RUN}`);
   assert.equal(mine.get("user").id, user.id);
   const other = new Parse.User();
@@ -706,7 +765,7 @@ await check("Parse.Cloud.run activatePortal (wrong DOB -> 141, then success, the
 
 await check("activated patient: own records visible, draft plan hidden", async () => {
   const [user, plan] = need("activated", "plan");
-  await expectParseError(new Parse.Query("TreatmentPlan").get(plan.id, as(user)), 101, "draft plan");
+  await expectParseError(fetchAs("TreatmentPlan", plan.id, user), 101, "draft plan");
   const plans = await new Parse.Query("TreatmentPlan").find(as(user));
   assert.equal(plans.length, 0);
   const profiles = await new Parse.Query("PatientProfile").find(as(user));
@@ -761,7 +820,7 @@ await check("Parse.Role: care-team role grants the provider access", async () =>
   assert.equal(roles.length, 1, "dr.smith sees alice's care-team role");
   const members = await roles[0].getUsers().query().find(MASTER);
   assert.ok(members.some((u) => u.id === smith.id), "dr.smith is a member");
-  const profile = await new Parse.Query("PatientProfile").get(aliceProfile.id, as(smith));
+  const profile = await fetchAs("PatientProfile", aliceProfile.id, smith);
   assert.ok(profile.getACL().getRoleReadAccess(roles[0]), "profile ACL names the role");
 });
 
