@@ -20,11 +20,12 @@ from gateway.policy.acl import flatten
 from gateway.policy.principal import Principal, PrincipalKind, RequestInfo
 from gateway.policy.rules import record_acl
 from gateway.store.ids import new_object_id
-from gateway.store.models import Session, User
+from gateway.store.models import PatientProfile, Session, User
 from gateway.store.objects import now
 
 _sessions = Session.__table__
 _users = User.__table__
+_patients = PatientProfile.__table__
 
 
 def token_digest(token: str) -> str:
@@ -77,6 +78,7 @@ async def resolve(conn: AsyncConnection, token: object, info: RequestInfo) -> Pr
     if row is None or row.expiresAt <= now():
         raise InvalidSession()
     roles = await user_roles(conn, row.user)
+    own = (await conn.execute(select(_patients.c.objectId).where(_patients.c.user == row.user))).first()
     return Principal(
         kind=PrincipalKind.USER,
         user_id=row.user,
@@ -84,6 +86,7 @@ async def resolve(conn: AsyncConnection, token: object, info: RequestInfo) -> Pr
         session_id=row.objectId,
         name=row.username,
         info=info,
+        own_patient_id=None if own is None else str(own.objectId),
     )
 
 

@@ -23,6 +23,7 @@ class PrincipalKind(StrEnum):
 
 
 PUBLIC = "*"
+CARE_TEAM_PREFIX = "careTeam_"
 
 
 def role_perm(name: str) -> str:
@@ -47,6 +48,8 @@ class Principal:
     name: str | None = None
     """Display name for system actors (``hl7:LAB1``, ``cli``); the username for users."""
     info: RequestInfo = field(default_factory=RequestInfo)
+    own_patient_id: str | None = None
+    """The PatientProfile this user activated, if any."""
 
     @property
     def is_master(self) -> bool:
@@ -75,6 +78,21 @@ class Principal:
         if self.user_id:
             keys.add(self.user_id)
         return frozenset(keys)
+
+    @property
+    def patient_ids(self) -> frozenset[str] | None:
+        """Patients whose records this principal can reach at all; None means no such bound (admin).
+
+        Every non-admin path to a patient's records runs through the patient's own user
+        or the ``careTeam_<patientId>`` role, so this set bounds the ACL and lets SQL use
+        the ``patient`` indexes instead of scanning every row's ACL.
+        """
+        if self.is_admin:
+            return None
+        ids = {r[len(CARE_TEAM_PREFIX):] for r in self.roles if r.startswith(CARE_TEAM_PREFIX)}
+        if self.own_patient_id:
+            ids.add(self.own_patient_id)
+        return frozenset(ids)
 
     @property
     def actor_name(self) -> str:

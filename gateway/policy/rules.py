@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from gateway.policy.acl import ACL, build_acl
-from gateway.policy.principal import PUBLIC, Role, role_perm
+from gateway.policy.principal import CARE_TEAM_PREFIX, PUBLIC, Role, role_perm
 
 ADMIN = role_perm(Role.ADMIN)
 
@@ -88,7 +88,7 @@ ENUM_FIELDS: Mapping[tuple[str, str], type[StrEnum]] = {
 
 
 def care_team_role(patient_id: str) -> str:
-    return f"careTeam_{patient_id}"
+    return f"{CARE_TEAM_PREFIX}{patient_id}"
 
 
 @dataclass(frozen=True, slots=True)
