@@ -28,7 +28,6 @@ AUDIT_ENTITY_TYPE: Final = "http://terminology.hl7.org/CodeSystem/audit-entity-t
 OBJECT_ROLE: Final = "http://terminology.hl7.org/CodeSystem/object-role"
 SECURITY_SOURCE_TYPE: Final = "http://terminology.hl7.org/CodeSystem/security-source-type"
 BALP_ENTITY_TYPE: Final = "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType"
-EXTENSIBLE_ROLE: Final = "http://terminology.hl7.org/CodeSystem/extra-security-role-type"
 
 # --- our own systems (relative to MappingOptions.system_base) ------------------------
 SID_CONVERSATION: Final = "sid/conversation"
