@@ -11,7 +11,7 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.auth.roles import user_roles
@@ -19,6 +19,7 @@ from gateway.errors import Invalid, ParseCode
 from gateway.policy.acl import flatten
 from gateway.policy.principal import Principal, PrincipalKind, RequestInfo
 from gateway.policy.rules import record_acl
+from gateway.store import hotpath
 from gateway.store.ids import new_object_id
 from gateway.store.models import PatientProfile, Session, User
 from gateway.store.objects import now
@@ -68,25 +69,21 @@ async def resolve(conn: AsyncConnection, token: object, info: RequestInfo) -> Pr
     """Token -> principal; any malformed, unknown, expired or revoked token is Parse's 209."""
     if not isinstance(token, str) or not token or len(token) > 256:
         raise InvalidSession()
-    row = (
-        await conn.execute(
-            select(_sessions.c.objectId, _sessions.c.user, _sessions.c.expiresAt, _users.c.username)
-            .join(_users, _users.c.objectId == _sessions.c.user)
-            .where(_sessions.c._token_hash == token_digest(token))
-        )
-    ).first()
-    if row is None or row.expiresAt <= now():
+    found = await hotpath.session_by_token(conn, token_digest(token))
+    if found is None or found[2] <= now():
         raise InvalidSession()
-    roles = await user_roles(conn, row.user)
-    own = (await conn.execute(select(_patients.c.objectId).where(_patients.c.user == row.user))).first()
+    session_id, user_id, _expires, username, own_patient = found
+    roles = await hotpath.role_names(conn, user_id)
+    if roles is None:
+        roles = await user_roles(conn, user_id)
     return Principal(
         kind=PrincipalKind.USER,
-        user_id=row.user,
+        user_id=user_id,
         roles=roles,
-        session_id=row.objectId,
-        name=row.username,
+        session_id=session_id,
+        name=username,
         info=info,
-        own_patient_id=None if own is None else str(own.objectId),
+        own_patient_id=own_patient,
     )
 
 

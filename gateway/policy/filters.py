@@ -7,10 +7,14 @@ means "the array overlaps the caller's perms". PostgreSQL answers that with the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sqlalchemy import ColumnElement, and_, exists, literal_column, select, true, type_coerce
 from sqlalchemy import func as sa_func
 from sqlalchemy.dialects.postgresql import JSONB, array
 
+from gateway.policy.acl import allows
 from gateway.policy.principal import Principal
 from gateway.store.classes import PATIENT_SCOPED, ClassSpec
 
@@ -47,3 +51,16 @@ def write_filter(spec: ClassSpec, principal: Principal, dialect: str) -> ColumnE
     if principal.is_master:
         return true()
     return perm_overlap(spec.table.c._wperm, principal.perms, dialect)
+
+
+def readable(spec: ClassSpec, principal: Principal, row: Mapping[str, Any]) -> bool:
+    """``read_filter`` evaluated on one fetched row (a keyed read checks in Python, not SQL)."""
+    if principal.is_master:
+        return True
+    ids = principal.patient_ids
+    if ids is not None:
+        if spec.name == "PatientProfile" and row.get("objectId") not in ids:
+            return False
+        if spec.name in PATIENT_SCOPED and row.get("patient") not in ids:
+            return False
+    return allows(row.get("_rperm"), principal.perms)

@@ -22,12 +22,13 @@ from gateway.policy import clp as clp_mod
 from gateway.policy.acl import allows
 from gateway.policy.clp import Op
 from gateway.policy.fields import Relation, check_writable
-from gateway.policy.filters import read_filter
+from gateway.policy.filters import read_filter, readable
 from gateway.policy.principal import Principal, Role
 from gateway.policy.rules import PLAN_TRANSITIONS, PUBLISHED_STATUSES, PatientLink, PlanStatus
 from gateway.records import links
 from gateway.records.ops import FieldOp, OpKind, apply_ops
 from gateway.settings import Settings
+from gateway.store import hotpath
 from gateway.store.classes import CLASSES, ClassSpec, FieldType
 from gateway.store.database import Database
 from gateway.store.ids import new_object_id
@@ -37,7 +38,9 @@ from gateway.store.objects import (
     delete_record,
     get_record,
     insert_record,
+    load_join_arrays,
     now,
+    record_from_row,
     update_record,
 )
 
@@ -105,9 +108,11 @@ class Records:
         spec = self.spec(class_name, principal)
         async with self.db.read() as conn:
             await self.check(conn, class_name, Op.GET, principal)
-            record = await get_record(conn, spec, object_id, read_filter(spec, principal, self.db.dialect))
-        if record is None:
-            raise NotFound()
+            row = await hotpath.row_by_id(conn, spec, object_id)
+            if row is None or not readable(spec, principal, row):
+                raise NotFound()
+            record = record_from_row(row)
+            await load_join_arrays(conn, spec, [record])
         return record
 
     def filter_for(self, spec: ClassSpec, principal: Principal) -> ColumnElement[bool]:
@@ -166,7 +171,11 @@ class Records:
     # ------------------------------------------------------------ writes
 
     async def relation(
-        self, conn: AsyncConnection, principal: Principal, class_name: str, record: Mapping[str, Any],
+        self,
+        conn: AsyncConnection,
+        principal: Principal,
+        class_name: str,
+        record: Mapping[str, Any],
         link: PatientLink | None,
     ) -> Relation:
         if principal.is_master:
@@ -188,8 +197,10 @@ class Records:
     async def create(self, principal: Principal, class_name: str, ops: Sequence[FieldOp]) -> WriteResult:
         spec = self.spec(class_name, principal)
         if class_name == "_User":
-            raise Forbidden("Users are created by signing up (POST /parse/users).",
-                            parse_code=ParseCode.MUST_CREATE_USER_THROUGH_SIGNUP)
+            raise Forbidden(
+                "Users are created by signing up (POST /parse/users).",
+                parse_code=ParseCode.MUST_CREATE_USER_THROUGH_SIGNUP,
+            )
         if class_name == "_Session":
             raise Forbidden("Sessions are created by logging in.")
         async with self.db.write() as conn:
@@ -211,7 +222,9 @@ class Records:
             if class_name == "PatientProfile":
                 link = PatientLink(values["objectId"], values.get("user"))
             values.update(links.acl_columns(class_name, values, link))
-            joins = {k: values.pop(k) for k in list(values) if spec.fields.get(k) is not None and spec.fields[k].is_join}
+            joins = {
+                k: values.pop(k) for k in list(values) if spec.fields.get(k) is not None and spec.fields[k].is_join
+            }
             record = await insert_record(conn, spec, values, actor=principal.actor_name, joins=joins)
             await self._relations(conn, spec, record["objectId"], ops)
             await self._after_write(conn, class_name, None, record)
@@ -243,12 +256,22 @@ class Records:
             changes["updatedAt"] = now()
             merged["updatedAt"] = changes["updatedAt"]
             changes.update(links.acl_columns(class_name, merged, new_link))
-            record = await update_record(conn, spec, current, changes, actor=principal.actor_name,
-                                         joins=applied.joins or None)
+            record = await update_record(
+                conn, spec, current, changes, actor=principal.actor_name, joins=applied.joins or None
+            )
             await self._relations(conn, spec, object_id, ops)
             await self._after_write(conn, class_name, current, record)
-            await append(conn, AuditEntry(AuditAction.UPDATE, principal, class_name, object_id, new_link,
-                                          metadata={"fields": sorted({op.field for op in ops})}))
+            await append(
+                conn,
+                AuditEntry(
+                    AuditAction.UPDATE,
+                    principal,
+                    class_name,
+                    object_id,
+                    new_link,
+                    metadata={"fields": sorted({op.field for op in ops})},
+                ),
+            )
         return WriteResult(record, applied.op_results)
 
     async def delete(self, principal: Principal, class_name: str, object_id: str) -> None:
@@ -266,8 +289,9 @@ class Records:
 
     async def _writable(self, conn: AsyncConnection, principal: Principal, spec: ClassSpec, object_id: str) -> Record:
         """Parse answers 101 both for an invisible object and for one the caller may read but not write."""
-        current = await get_record(conn, spec, object_id, self.filter_for(spec, principal),
-                                   keep_internal=True, for_update=True)
+        current = await get_record(
+            conn, spec, object_id, self.filter_for(spec, principal), keep_internal=True, for_update=True
+        )
         if current is None or not (principal.is_master or allows(current.get("_wperm"), principal.perms)):
             raise NotFound()
         return {k: v for k, v in current.items() if not k.startswith("_") or k in ("_hashed_password",)}
@@ -286,7 +310,11 @@ class Records:
         return link
 
     async def _server_defaults(
-        self, conn: AsyncConnection, principal: Principal, class_name: str, values: dict[str, Any],
+        self,
+        conn: AsyncConnection,
+        principal: Principal,
+        class_name: str,
+        values: dict[str, Any],
         link: PatientLink | None,
     ) -> None:
         ts = now()
@@ -319,7 +347,9 @@ class Records:
         elif class_name == "Appointment":
             values.setdefault("status", "scheduled")
 
-    async def _check_recipient(self, conn: AsyncConnection, values: Mapping[str, Any], link: PatientLink | None) -> None:
+    async def _check_recipient(
+        self, conn: AsyncConnection, values: Mapping[str, Any], link: PatientLink | None
+    ) -> None:
         """A message goes to the patient or to a member of the patient's care team, nobody else."""
         to = values.get("to")
         if to is None or link is None:
@@ -335,8 +365,9 @@ class Records:
             if fspec.required and values.get(name) in (None, ""):
                 raise Invalid(f"{name} is required.", parse_code=ParseCode.VALIDATION_ERROR)
 
-    def _check_transition(self, class_name: str, current: Mapping[str, Any], merged: Mapping[str, Any],
-                          relation: Relation) -> None:
+    def _check_transition(
+        self, class_name: str, current: Mapping[str, Any], merged: Mapping[str, Any], relation: Relation
+    ) -> None:
         if class_name == "TreatmentPlan":
             old, new = PlanStatus(current["status"]), PlanStatus(merged["status"])
             if new not in PLAN_TRANSITIONS[old]:
@@ -346,8 +377,14 @@ class Records:
         if class_name == "Appointment" and relation is Relation.PATIENT and merged.get("status") != "canceled":
             raise Forbidden("A patient may only cancel an appointment.")
 
-    def _auto_fields(self, class_name: str, current: Mapping[str, Any], merged: dict[str, Any],
-                     changes: dict[str, Any], principal: Principal) -> None:
+    def _auto_fields(
+        self,
+        class_name: str,
+        current: Mapping[str, Any],
+        merged: dict[str, Any],
+        changes: dict[str, Any],
+        principal: Principal,
+    ) -> None:
         ts = now()
         if class_name == "LabResult" and merged.get("status") in PUBLISHED_STATUSES and not merged.get("publishedAt"):
             merged["publishedAt"] = changes["publishedAt"] = ts
@@ -378,8 +415,9 @@ class Records:
                 if op.kind is OpKind.ADD_RELATION:
                     await conn.execute(insert(join.table), {"owningId": object_id, "relatedId": rid})
 
-    async def _after_write(self, conn: AsyncConnection, class_name: str, before: Mapping[str, Any] | None,
-                           after: Mapping[str, Any]) -> None:
+    async def _after_write(
+        self, conn: AsyncConnection, class_name: str, before: Mapping[str, Any] | None, after: Mapping[str, Any]
+    ) -> None:
         """Keep roles and ACLs in step with care teams and user links."""
         if class_name == "PatientProfile":
             if before is None or before.get("careTeam") != after.get("careTeam"):
@@ -388,7 +426,11 @@ class Records:
                 await links.ensure_built_in_role(conn, Role.PATIENT, after["user"])
                 await links.resync_patient_acls(conn, after["objectId"])
         elif class_name == "ProviderProfile":
-            changed = before is None or before.get("user") != after.get("user") or before.get("isActive") != after.get("isActive")
+            changed = (
+                before is None
+                or before.get("user") != after.get("user")
+                or before.get("isActive") != after.get("isActive")
+            )
             if after.get("user") and changed:
                 await links.ensure_built_in_role(conn, Role.PROVIDER, after["user"])
             if changed and before is not None:

@@ -70,3 +70,27 @@ def create_engine(url: str, *, echo: bool = False, immediate: bool = True) -> As
 
 def dialect_name(engine: AsyncEngine) -> str:
     return engine.dialect.name
+
+
+def create_inline_reader(url: str, *, echo: bool = False) -> Engine:
+    """A synchronous pysqlite engine for inline reads (see ``Database.read``)."""
+    from sqlalchemy import create_engine as create_sync_engine
+    from sqlalchemy.pool import QueuePool
+
+    sync_url = url.replace("sqlite+aiosqlite", "sqlite+pysqlite", 1)
+    engine = create_sync_engine(
+        sync_url,
+        echo=echo,
+        poolclass=QueuePool,
+        pool_size=2,
+        max_overflow=8,
+        connect_args={"check_same_thread": False, "timeout": 30},
+    )
+    event.listen(engine, "connect", _sqlite_on_connect)
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+
+    event.listen(engine, "begin", _sqlite_on_begin_deferred)
+    return engine

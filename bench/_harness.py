@@ -1,0 +1,84 @@
+"""Shared bench plumbing: a live uvicorn worker in its own process and wrk as the load generator.
+
+Figures are ratios to a trivial JSON route measured in the same run on the same
+machine, so they compare designs rather than machines.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MASTER_KEY = "bench-master-key-0123456789abcdefghijkl"
+APP_ID = "bench-app"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def live_server(database_url: str, **env: str) -> Iterator[str]:
+    """One uvicorn worker serving the app on a free port; yields the base URL."""
+    port = free_port()
+    environ = dict(os.environ, GATEWAY_DATABASE_URL=database_url, GATEWAY_MASTER_KEY=MASTER_KEY,
+                   GATEWAY_APP_ID=APP_ID, GATEWAY_HTTP_PORT=str(port), GATEWAY_MLLP_PORT="0",
+                   GATEWAY_LOG_LEVEL="WARNING", **env)
+    exe = str(Path(sys.executable).parent / "portal-gateway")
+    proc = subprocess.Popen([exe, "serve"], env=environ, cwd=tempfile.gettempdir(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(base + "/health/ready", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("server did not become ready: " + (proc.stderr.read() if proc.stderr else b"").decode())
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def wrk(url: str, *, seconds: int, connections: int = 16, script: str | None = None,
+        headers: dict[str, str] | None = None) -> float:
+    """Requests/s reported by wrk (one thread: the other core is the server's)."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is required: apt-get install wrk")
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for k, v in (headers or {}).items():
+        cmd += ["-H", f"{k}: {v}"]
+    script_path = None
+    if script:
+        fd, script_path = tempfile.mkstemp(suffix=".lua")
+        os.write(fd, script.encode())
+        os.close(fd)
+        cmd += ["-s", script_path]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    if script_path:
+        os.unlink(script_path)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        raise RuntimeError(f"{url}: {non2xx.group(1)} error responses\n{out}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not match:
+        raise RuntimeError(out)
+    return float(match.group(1))

@@ -1,0 +1,123 @@
+"""Native read path under load: issue #2's benchmark.
+
+One run: SQLite with 100k LabResults across 1k patients, one live uvicorn worker, wrk
+from a second process. Prints requests/s for
+  (a) a trivial JSON route (/health/live),
+  (b) GET /parse/classes/LabResult/{id} as a patient,
+  (c) the patient's latest 20 LabResults, order=-publishedAt, include=orderedBy,
+and the ratios b/a (target >= 0.4) and c/a (target >= 0.15), authorization on.
+
+Usage: .venv/bin/python bench/native_read.py [--seconds 10] [--patients 1000] [--per-patient 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import create_engine, insert
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._harness import APP_ID, live_server, wrk  # noqa: E402
+from gateway.policy.acl import flatten  # noqa: E402
+from gateway.policy.rules import PatientLink, record_acl  # noqa: E402
+from gateway.store import models  # noqa: E402
+from gateway.store.ids import new_object_id  # noqa: E402
+from gateway.store.migrate import upgrade  # noqa: E402
+
+TOKEN = "r:bench0000000000000000000000000000"
+
+
+def build(db_path: Path, patients: int, per_patient: int) -> tuple[str, list[str]]:
+    """Bulk-load the data set with plain Core inserts; returns (patient 0's id, some of its result ids)."""
+    url = f"sqlite:///{db_path}"
+    upgrade(f"sqlite+aiosqlite:///{db_path}")
+    engine = create_engine(url)
+    now = datetime.now(UTC)
+    rng = random.Random(7)
+    user_id, role_id = new_object_id(), new_object_id()
+    with engine.begin() as conn:
+        conn.execute(insert(models.User.__table__), {
+            "objectId": user_id, "username": "p0@example.org", "createdAt": now, "updatedAt": now,
+            "ACL": {}, "_rperm": [user_id], "_wperm": [user_id]})
+        conn.execute(insert(models.Role.__table__), {
+            "objectId": role_id, "name": "patient", "createdAt": now, "updatedAt": now, "ACL": {},
+            "_rperm": [], "_wperm": []})
+        conn.execute(insert(models.RoleUser.__table__), {"owningId": role_id, "relatedId": user_id})
+        conn.execute(insert(models.Session.__table__), {
+            "objectId": new_object_id(), "user": user_id, "createdAt": now, "updatedAt": now,
+            "expiresAt": now + timedelta(days=1), "restricted": False,
+            "_token_hash": hashlib.sha256(TOKEN.encode()).hexdigest(), "ACL": {}, "_rperm": [], "_wperm": []})
+        providers = [new_object_id() for _ in range(20)]
+        conn.execute(insert(models.ProviderProfile.__table__), [
+            {"objectId": p, "displayName": f"Dr {i}", "npi": f"10000000{i:02d}", "createdAt": now, "updatedAt": now,
+             "isActive": True, "version": 1, "ACL": {"*": {"read": True}}, "_rperm": ["*"], "_wperm": []}
+            for i, p in enumerate(providers)])
+        patient_ids = [new_object_id() for _ in range(patients)]
+        rows = []
+        for i, pid in enumerate(patient_ids):
+            link = PatientLink(pid, user_id if i == 0 else None)
+            row = {"objectId": pid, "medicalRecordNumber": f"MRN-{i:06d}", "user": link.patient_user_id,
+                   "createdAt": now, "updatedAt": now, "isActive": True, "version": 1}
+            acl = record_acl("PatientProfile", row, link)
+            rows.append({**row, "ACL": acl, "_rperm": flatten(acl)[0], "_wperm": flatten(acl)[1]})
+        conn.execute(insert(models.PatientProfile.__table__), rows)
+        first_results: list[str] = []
+        for i, pid in enumerate(patient_ids):
+            link = PatientLink(pid, user_id if i == 0 else None)
+            batch = []
+            for j in range(per_patient):
+                ts = now - timedelta(hours=rng.randint(1, 24 * 365))
+                row = {"objectId": new_object_id(), "patient": pid, "orderedBy": rng.choice(providers),
+                       "orderId": f"O{i}-{j // 10}", "testCode": "2345-7", "codeSystem": "LN",
+                       "testName": "Glucose", "resultValue": str(rng.randint(60, 200)), "valueType": "NM",
+                       "units": "mg/dL", "referenceRange": "70-99", "status": "final", "effectiveAt": ts,
+                       "publishedAt": ts, "visibility": "shared", "createdAt": ts, "updatedAt": ts, "version": 1}
+                acl = record_acl("LabResult", row, link)
+                rperm, wperm = flatten(acl)
+                batch.append({**row, "ACL": acl, "_rperm": rperm, "_wperm": wperm})
+            conn.execute(insert(models.LabResult.__table__), batch)
+            if i == 0:
+                first_results = [r["objectId"] for r in batch]
+    engine.dispose()
+    return patient_ids[0], first_results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--patients", type=int, default=1000)
+    parser.add_argument("--per-patient", type=int, default=100)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        db_path = Path(tmp) / "bench.db"
+        print(f"loading {args.patients * args.per_patient} LabResults across {args.patients} patients ...")
+        _, result_ids = build(db_path, args.patients, args.per_patient)
+        headers = {"X-Parse-Application-Id": APP_ID, "X-Parse-Session-Token": TOKEN}
+        ids_lua = ",".join(json.dumps(i) for i in result_ids)
+        get_script = (
+            f"local ids = {{{ids_lua}}}\n"
+            "request = function()\n"
+            "  return wrk.format('GET', '/parse/classes/LabResult/' .. ids[math.random(#ids)])\n"
+            "end\n"
+        )
+        with live_server(f"sqlite+aiosqlite:///{db_path}") as base:
+            wrk(base + "/health/live", seconds=2)
+            a = wrk(base + "/health/live", seconds=args.seconds)
+            b = wrk(base, seconds=args.seconds, script=get_script, headers=headers)
+            c = wrk(base + "/parse/classes/LabResult?order=-publishedAt&include=orderedBy&limit=20",
+                    seconds=args.seconds, headers=headers)
+    print(f"(a) trivial JSON route            {a:9.1f} req/s")
+    print(f"(b) GET LabResult by id (patient) {b:9.1f} req/s   b/a = {b / a:.3f}  (target >= 0.40)")
+    print(f"(c) latest 20 + include orderedBy {c:9.1f} req/s   c/a = {c / a:.3f}  (target >= 0.15)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""The two statements every authenticated read runs, prepared once and run lean.
+
+``session_by_token`` (who is asking) and ``row_by_id`` (the object) run on every GET.
+On SQLite they go straight to the driver on the inline read connection with SQL text
+built once per class, and rows are decoded by per-column converters; on PostgreSQL
+they are prebuilt Core statements whose compiled form SQLAlchemy caches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import msgspec
+from sqlalchemy import Boolean, ColumnElement, Select, bindparam, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.store.classes import ClassSpec
+from gateway.store.database import InlineConnection
+from gateway.store.models import PatientProfile, Session, User
+from gateway.store.types import JSONType, UTCDateTime
+
+Row = dict[str, Any]
+Converter = Callable[[Any], Any]
+
+_sessions = Session.__table__
+_users = User.__table__
+_patients = PatientProfile.__table__
+
+
+def _to_datetime(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    ts = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def _to_json(value: Any) -> Any:
+    return None if value is None else msgspec.json.decode(value)
+
+
+def _to_bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _converter(column: ColumnElement[Any]) -> Converter:
+    col_type = column.type
+    if isinstance(col_type, UTCDateTime):
+        return _to_datetime
+    if isinstance(col_type, Boolean):
+        return _to_bool
+    if (
+        col_type is JSONType
+        or type(col_type).__name__ in ("JSON", "Variant")
+        or (getattr(col_type, "impl", None) is not None and "JSON" in type(col_type.impl).__name__)
+    ):  # noqa: E501
+        return _to_json
+    return _identity
+
+
+@cache
+def _sqlite_select(table_name: str) -> tuple[str, tuple[str, ...], tuple[Converter, ...]]:
+    from gateway.store.classes import CLASSES
+
+    spec = CLASSES[table_name]
+    names = tuple(str(c.name) for c in spec.table.columns)
+    converters = tuple(_converter(c) for c in spec.table.columns)
+    cols = ", ".join(f'"{n}"' for n in names)
+    return f'SELECT {cols} FROM "{table_name}" WHERE "objectId" = ?', names, converters
+
+
+@cache
+def _core_select(table_name: str) -> Select[Any]:
+    from gateway.store.classes import CLASSES
+
+    spec = CLASSES[table_name]
+    return select(spec.table).where(spec.pk == bindparam("oid"))
+
+
+async def row_by_id(conn: AsyncConnection | InlineConnection, spec: ClassSpec, object_id: str) -> Row | None:
+    """The whole row, internal columns included (``_rperm`` is checked by the caller's policy)."""
+    if isinstance(conn, InlineConnection):
+        sql, names, converters = _sqlite_select(spec.name)
+        found = conn.driver().execute(sql, (object_id,)).fetchone()
+        if found is None:
+            return None
+        return {n: f(v) for n, f, v in zip(names, converters, found, strict=True)}
+    result = await conn.execute(_core_select(spec.name), {"oid": object_id})
+    mapped = result.mappings().first()
+    return None if mapped is None else dict(mapped)
+
+
+_SESSION_SQL = (
+    'SELECT s."objectId", s."user", s."expiresAt", u."username", '
+    '(SELECT p."objectId" FROM "PatientProfile" p WHERE p."user" = s."user") '
+    'FROM "_Session" s JOIN "_User" u ON u."objectId" = s."user" WHERE s."_token_hash" = ?'
+)
+
+_SESSION_CORE = (
+    select(
+        _sessions.c.objectId,
+        _sessions.c.user,
+        _sessions.c.expiresAt,
+        _users.c.username,
+        select(_patients.c.objectId).where(_patients.c.user == _sessions.c.user).scalar_subquery(),
+    )
+    .join(_users, _users.c.objectId == _sessions.c.user)
+    .where(_sessions.c._token_hash == bindparam("digest"))
+)
+
+_ROLES_SQL = (
+    'WITH RECURSIVE r(id) AS (SELECT "owningId" FROM "_Join_users_Role" WHERE "relatedId" = ? '
+    'UNION SELECT j."owningId" FROM "_Join_roles_Role" j JOIN r ON j."relatedId" = r.id) '
+    'SELECT "name" FROM "_Role" WHERE "objectId" IN (SELECT id FROM r)'
+)
+
+
+async def session_by_token(
+    conn: AsyncConnection | InlineConnection, digest: str
+) -> tuple[str, str, datetime, str, str | None] | None:
+    """(session id, user id, expiresAt, username, own patient id) for a token digest."""
+    if isinstance(conn, InlineConnection):
+        found = conn.driver().execute(_SESSION_SQL, (digest,)).fetchone()
+        if found is None:
+            return None
+        expires = _to_datetime(found[2])
+        assert expires is not None
+        return found[0], found[1], expires, found[3], found[4]
+    row = (await conn.execute(_SESSION_CORE, {"digest": digest})).first()
+    if row is None:
+        return None
+    return row[0], row[1], row[2], row[3], row[4]
+
+
+async def role_names(conn: AsyncConnection | InlineConnection, user_id: str) -> frozenset[str] | None:
+    """All role names of a user (roles-within-roles included) in one recursive query on SQLite.
+
+    Returns None on PostgreSQL, where the caller uses the Core implementation.
+    """
+    if isinstance(conn, InlineConnection):
+        return frozenset(r[0] for r in conn.driver().execute(_ROLES_SQL, (user_id,)).fetchall())
+    return None
