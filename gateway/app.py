@@ -22,9 +22,20 @@ from gateway.settings import Settings
 from gateway.store.database import Database
 
 PARSE_HEADERS = [
-    "X-Parse-Master-Key", "X-Parse-REST-API-Key", "X-Parse-Javascript-Key", "X-Parse-Application-Id",
-    "X-Parse-Client-Version", "X-Parse-Session-Token", "X-Requested-With", "X-Parse-Revocable-Session",
-    "X-Parse-Request-Id", "X-Parse-Installation-Id", "Content-Type", "Pragma", "Cache-Control", "Authorization",
+    "X-Parse-Master-Key",
+    "X-Parse-REST-API-Key",
+    "X-Parse-Javascript-Key",
+    "X-Parse-Application-Id",
+    "X-Parse-Client-Version",
+    "X-Parse-Session-Token",
+    "X-Requested-With",
+    "X-Parse-Revocable-Session",
+    "X-Parse-Request-Id",
+    "X-Parse-Installation-Id",
+    "Content-Type",
+    "Pragma",
+    "Cache-Control",
+    "Authorization",
 ]
 
 

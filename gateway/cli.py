@@ -57,8 +57,9 @@ def serve(host: str | None, port: int | None, database_url: str | None, demo: bo
     from gateway.app import create_app
     from gateway.store.migrate import upgrade
 
-    settings = _settings(http_host=host, http_port=port, database_url=database_url, demo=demo or None,
-                         log_level=log_level)
+    settings = _settings(
+        http_host=host, http_port=port, database_url=database_url, demo=demo or None, log_level=log_level
+    )
     if settings.demo:
         settings = _demo_master_key(settings)
     try:
@@ -70,8 +71,9 @@ def serve(host: str | None, port: int | None, database_url: str | None, demo: bo
     if settings.demo:
         asyncio.run(_seed_if_empty(settings))
     app = create_app(settings)
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level=settings.log_level.lower(),
-                access_log=False)
+    uvicorn.run(
+        app, host=settings.http_host, port=settings.http_port, log_level=settings.log_level.lower(), access_log=False
+    )
 
 
 async def _seed_if_empty(settings: Settings) -> None:

@@ -56,20 +56,65 @@ async def seed_demo(records: Records) -> dict[str, str]:
             row = await create_user(conn, records.passwords, user.email, DEMO_PASSWORD, user.email)
             ids[user.email] = row["objectId"]
         await roles.add_user(conn, Role.ADMIN.value, ids["admin@example.org"])
-    smith = (await records.create(actor, "ProviderProfile", _ops({
-        "user": ids["dr.smith@example.org"], "displayName": "Dr. Sarah Smith", "npi": "1999999984",
-        "specialty": "Internal Medicine", "clinic": "Riverside Clinic",
-        "contact": {"email": "dr.smith@example.org", "phone": "+1-555-0100"}}))).record["objectId"]
-    jones = (await records.create(actor, "ProviderProfile", _ops({
-        "user": ids["dr.jones@example.org"], "displayName": "Dr. Tom Jones", "npi": "1999999992",
-        "specialty": "Family Medicine", "clinic": "Hillside Clinic",
-        "contact": {"email": "dr.jones@example.org"}}))).record["objectId"]
-    alice = await _patient(records, actor, "DEMO-0001", "Alice", "Example", "1985-03-14", "female",
-                           "Riverside Clinic", smith, ids["alice@example.org"])
-    bob = await _patient(records, actor, "DEMO-0002", "Bob", "Sample", "1979-11-02", "male",
-                         "Hillside Clinic", jones, ids["bob@example.org"])
-    ids.update({"patient:DEMO-0001": alice, "patient:DEMO-0002": bob, "provider:dr.smith": smith,
-                "provider:dr.jones": jones})
+    smith = (
+        await records.create(
+            actor,
+            "ProviderProfile",
+            _ops(
+                {
+                    "user": ids["dr.smith@example.org"],
+                    "displayName": "Dr. Sarah Smith",
+                    "npi": "1999999984",
+                    "specialty": "Internal Medicine",
+                    "clinic": "Riverside Clinic",
+                    "contact": {"email": "dr.smith@example.org", "phone": "+1-555-0100"},
+                }
+            ),
+        )
+    ).record["objectId"]
+    jones = (
+        await records.create(
+            actor,
+            "ProviderProfile",
+            _ops(
+                {
+                    "user": ids["dr.jones@example.org"],
+                    "displayName": "Dr. Tom Jones",
+                    "npi": "1999999992",
+                    "specialty": "Family Medicine",
+                    "clinic": "Hillside Clinic",
+                    "contact": {"email": "dr.jones@example.org"},
+                }
+            ),
+        )
+    ).record["objectId"]
+    alice = await _patient(
+        records,
+        actor,
+        "DEMO-0001",
+        "Alice",
+        "Example",
+        "1985-03-14",
+        "female",
+        "Riverside Clinic",
+        smith,
+        ids["alice@example.org"],
+    )
+    bob = await _patient(
+        records,
+        actor,
+        "DEMO-0002",
+        "Bob",
+        "Sample",
+        "1979-11-02",
+        "male",
+        "Hillside Clinic",
+        jones,
+        ids["bob@example.org"],
+    )
+    ids.update(
+        {"patient:DEMO-0001": alice, "patient:DEMO-0002": bob, "provider:dr.smith": smith, "provider:dr.jones": jones}
+    )
     now = datetime.now(UTC).replace(microsecond=0)
     await _labs(records, actor, alice, smith, now, full=True)
     await _labs(records, actor, bob, jones, now, full=False)
@@ -81,12 +126,36 @@ async def seed_demo(records: Records) -> dict[str, str]:
     return ids
 
 
-async def _patient(records: Records, actor: Principal, mrn: str, given: str, family: str, dob: str, gender: str,
-                   clinic: str, provider: str, user_id: str) -> str:
-    created = await records.create(actor, "PatientProfile", _ops({
-        "medicalRecordNumber": mrn, "givenName": given, "familyName": family, "displayName": f"{given} {family}",
-        "dateOfBirth": dob, "gender": gender, "primaryClinic": clinic, "careTeam": [provider], "isActive": True,
-        "contact": {"email": f"{given.lower()}@example.org", "phone": "+1-555-0142"}}))
+async def _patient(
+    records: Records,
+    actor: Principal,
+    mrn: str,
+    given: str,
+    family: str,
+    dob: str,
+    gender: str,
+    clinic: str,
+    provider: str,
+    user_id: str,
+) -> str:
+    created = await records.create(
+        actor,
+        "PatientProfile",
+        _ops(
+            {
+                "medicalRecordNumber": mrn,
+                "givenName": given,
+                "familyName": family,
+                "displayName": f"{given} {family}",
+                "dateOfBirth": dob,
+                "gender": gender,
+                "primaryClinic": clinic,
+                "careTeam": [provider],
+                "isActive": True,
+                "contact": {"email": f"{given.lower()}@example.org", "phone": "+1-555-0142"},
+            }
+        ),
+    )
     patient_id = str(created.record["objectId"])
     await records.update(actor, "PatientProfile", patient_id, _ops({"user": user_id}))
     return patient_id
@@ -106,45 +175,161 @@ async def _labs(records: Records, actor: Principal, patient: str, provider: str,
     chosen = LABS if full else LABS[:3]
     for i, (code, name, value, units, ref, flag) in enumerate(chosen):
         effective = now - timedelta(days=10 - i)
-        await records.create(actor, "LabResult", _ops({
-            "patient": patient, "orderedBy": provider, "orderId": f"ORD-{patient[:4]}-{i // 3 + 1}",
-            "testCode": code, "codeSystem": "LN", "testName": name, "resultValue": value, "valueType": "NM",
-            "units": units, "referenceRange": ref, "interpretation": flag, "status": "final",
-            "effectiveAt": effective, "visibility": "shared", "resultData": {"value": float(value)}}))
-    corrected = await records.create(actor, "LabResult", _ops({
-        "patient": patient, "orderedBy": provider, "orderId": f"ORD-{patient[:4]}-9", "testCode": "2823-3",
-        "codeSystem": "LN", "testName": "Potassium [Moles/volume] in Serum or Plasma", "resultValue": "5.9",
-        "valueType": "NM", "units": "mmol/L", "referenceRange": "3.5-5.1", "interpretation": "H", "status": "final",
-        "effectiveAt": now - timedelta(days=3), "visibility": "shared", "resultData": {"value": 5.9}}))
-    await records.update(actor, "LabResult", corrected.record["objectId"], _ops({
-        "resultValue": "4.4", "interpretation": "N", "status": "corrected", "resultData": {"value": 4.4},
-        "notes": "Corrected: the first specimen was hemolyzed."}))
-    await records.create(actor, "LabResult", _ops({
-        "patient": patient, "orderedBy": provider, "orderId": f"ORD-{patient[:4]}-10", "testCode": "1742-6",
-        "codeSystem": "LN", "testName": "Alanine aminotransferase [Enzymatic activity/volume] in Serum or Plasma",
-        "resultValue": "31", "valueType": "NM", "units": "U/L", "referenceRange": "7-56", "status": "preliminary",
-        "effectiveAt": now - timedelta(hours=6), "visibility": "shared", "resultData": {"value": 31.0}}))
+        await records.create(
+            actor,
+            "LabResult",
+            _ops(
+                {
+                    "patient": patient,
+                    "orderedBy": provider,
+                    "orderId": f"ORD-{patient[:4]}-{i // 3 + 1}",
+                    "testCode": code,
+                    "codeSystem": "LN",
+                    "testName": name,
+                    "resultValue": value,
+                    "valueType": "NM",
+                    "units": units,
+                    "referenceRange": ref,
+                    "interpretation": flag,
+                    "status": "final",
+                    "effectiveAt": effective,
+                    "visibility": "shared",
+                    "resultData": {"value": float(value)},
+                }
+            ),
+        )
+    corrected = await records.create(
+        actor,
+        "LabResult",
+        _ops(
+            {
+                "patient": patient,
+                "orderedBy": provider,
+                "orderId": f"ORD-{patient[:4]}-9",
+                "testCode": "2823-3",
+                "codeSystem": "LN",
+                "testName": "Potassium [Moles/volume] in Serum or Plasma",
+                "resultValue": "5.9",
+                "valueType": "NM",
+                "units": "mmol/L",
+                "referenceRange": "3.5-5.1",
+                "interpretation": "H",
+                "status": "final",
+                "effectiveAt": now - timedelta(days=3),
+                "visibility": "shared",
+                "resultData": {"value": 5.9},
+            }
+        ),
+    )
+    await records.update(
+        actor,
+        "LabResult",
+        corrected.record["objectId"],
+        _ops(
+            {
+                "resultValue": "4.4",
+                "interpretation": "N",
+                "status": "corrected",
+                "resultData": {"value": 4.4},
+                "notes": "Corrected: the first specimen was hemolyzed.",
+            }
+        ),
+    )
+    await records.create(
+        actor,
+        "LabResult",
+        _ops(
+            {
+                "patient": patient,
+                "orderedBy": provider,
+                "orderId": f"ORD-{patient[:4]}-10",
+                "testCode": "1742-6",
+                "codeSystem": "LN",
+                "testName": "Alanine aminotransferase [Enzymatic activity/volume] in Serum or Plasma",
+                "resultValue": "31",
+                "valueType": "NM",
+                "units": "U/L",
+                "referenceRange": "7-56",
+                "status": "preliminary",
+                "effectiveAt": now - timedelta(hours=6),
+                "visibility": "shared",
+                "resultData": {"value": 31.0},
+            }
+        ),
+    )
 
 
-async def _plans_messages_appointments(records: Records, actor: Principal, patient: str, provider: str,
-                                       provider_user: str, patient_user: str, now: datetime) -> None:
-    await records.create(actor, "TreatmentPlan", _ops({
-        "patient": patient, "provider": provider, "summary": "Lower LDL cholesterol",
-        "details": "Mediterranean diet, 30 minutes of walking daily, recheck lipids in 3 months.",
-        "status": "active", "startDate": now - timedelta(days=7), "endDate": now + timedelta(days=83)}))
-    await records.create(actor, "TreatmentPlan", _ops({
-        "patient": patient, "provider": provider, "summary": "Start statin if LDL stays high (draft)",
-        "details": "Discuss atorvastatin 10 mg at the next visit.", "status": "draft"}))
+async def _plans_messages_appointments(
+    records: Records,
+    actor: Principal,
+    patient: str,
+    provider: str,
+    provider_user: str,
+    patient_user: str,
+    now: datetime,
+) -> None:
+    await records.create(
+        actor,
+        "TreatmentPlan",
+        _ops(
+            {
+                "patient": patient,
+                "provider": provider,
+                "summary": "Lower LDL cholesterol",
+                "details": "Mediterranean diet, 30 minutes of walking daily, recheck lipids in 3 months.",
+                "status": "active",
+                "startDate": now - timedelta(days=7),
+                "endDate": now + timedelta(days=83),
+            }
+        ),
+    )
+    await records.create(
+        actor,
+        "TreatmentPlan",
+        _ops(
+            {
+                "patient": patient,
+                "provider": provider,
+                "summary": "Start statin if LDL stays high (draft)",
+                "details": "Discuss atorvastatin 10 mg at the next visit.",
+                "status": "draft",
+            }
+        ),
+    )
     thread = f"thread-{patient}"
-    for i, (sender, recipient, body) in enumerate((
-        (patient_user, provider_user, "Hello doctor, should I fast before my next blood test?"),
-        (provider_user, patient_user, "Yes, please fast for 10-12 hours; water is fine."),
-        (patient_user, provider_user, "Thank you!"),
-    )):
-        await records.create(actor, "Message", _ops({
-            "patient": patient, "from": sender, "to": recipient, "body": body, "conversationId": thread,
-            "sentAt": now - timedelta(hours=30 - i)}))
-    await records.create(actor, "Appointment", _ops({
-        "patient": patient, "provider": provider, "startAt": now + timedelta(days=14),
-        "endAt": now + timedelta(days=14, minutes=30), "location": "Room 12", "status": "scheduled",
-        "reason": "Lipid panel follow-up"}))
+    for i, (sender, recipient, body) in enumerate(
+        (
+            (patient_user, provider_user, "Hello doctor, should I fast before my next blood test?"),
+            (provider_user, patient_user, "Yes, please fast for 10-12 hours; water is fine."),
+            (patient_user, provider_user, "Thank you!"),
+        )
+    ):
+        await records.create(
+            actor,
+            "Message",
+            _ops(
+                {
+                    "patient": patient,
+                    "from": sender,
+                    "to": recipient,
+                    "body": body,
+                    "conversationId": thread,
+                    "sentAt": now - timedelta(hours=30 - i),
+                }
+            ),
+        )
+    await records.create(
+        actor,
+        "Appointment",
+        _ops(
+            {
+                "patient": patient,
+                "provider": provider,
+                "startAt": now + timedelta(days=14),
+                "endAt": now + timedelta(days=14, minutes=30),
+                "location": "Room 12",
+                "status": "scheduled",
+                "reason": "Lipid panel follow-up",
+            }
+        ),
+    )

@@ -89,15 +89,11 @@ class Settings:
             "redis_url": env.get("GATEWAY_REDIS_URL") or None,
             "signing_key_file": env.get("GATEWAY_SIGNING_KEY_FILE", base.signing_key_file),
             "files_dir": env.get("GATEWAY_FILES_DIR", base.files_dir),
-            "audit_checkpoint_dir": env.get(
-                "GATEWAY_AUDIT_CHECKPOINT_DIR", base.audit_checkpoint_dir
-            ),
+            "audit_checkpoint_dir": env.get("GATEWAY_AUDIT_CHECKPOINT_DIR", base.audit_checkpoint_dir),
             "max_body_bytes": _env_int("GATEWAY_MAX_BODY_BYTES", base.max_body_bytes),
             "parse_limit_max": _env_int("GATEWAY_PARSE_LIMIT_MAX", base.parse_limit_max),
             "log_level": env.get("GATEWAY_LOG_LEVEL", base.log_level),
-            "trusted_proxies": tuple(
-                p.strip() for p in env.get("GATEWAY_TRUSTED_PROXIES", "").split(",") if p.strip()
-            ),
+            "trusted_proxies": tuple(p.strip() for p in env.get("GATEWAY_TRUSTED_PROXIES", "").split(",") if p.strip()),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if not values["base_url"]:

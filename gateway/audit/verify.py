@@ -31,11 +31,22 @@ class VerifyResult:
 
 def _hashed_values(row: Any) -> dict[str, Any]:
     return {
-        "objectId": row.objectId, "seq": row.seq, "createdAt": iso(row.createdAt), "actor": row.actor,
-        "actorName": row.actorName, "entityType": row.entityType, "entityId": row.entityId,
-        "patient": row.patient, "action": row.action, "summary": row.summary, "metadata": row.metadata,
-        "outcome": row.outcome, "clientId": row.clientId, "sourceAddress": row.sourceAddress,
-        "requestId": row.requestId, "prevHash": row.prevHash,
+        "objectId": row.objectId,
+        "seq": row.seq,
+        "createdAt": iso(row.createdAt),
+        "actor": row.actor,
+        "actorName": row.actorName,
+        "entityType": row.entityType,
+        "entityId": row.entityId,
+        "patient": row.patient,
+        "action": row.action,
+        "summary": row.summary,
+        "metadata": row.metadata,
+        "outcome": row.outcome,
+        "clientId": row.clientId,
+        "sourceAddress": row.sourceAddress,
+        "requestId": row.requestId,
+        "prevHash": row.prevHash,
     }
 
 
@@ -48,27 +59,46 @@ async def verify_chain(url: str) -> VerifyResult:
         async with engine.connect() as conn:
             last_seq = 0
             while True:
-                rows = (await conn.execute(
-                    select(log).where(log.c.seq > last_seq).order_by(log.c.seq).limit(BATCH)
-                )).all()
+                rows = (
+                    await conn.execute(select(log).where(log.c.seq > last_seq).order_by(log.c.seq).limit(BATCH))
+                ).all()
                 if not rows:
                     break
                 for row in rows:
                     if row.seq != expected_seq:
-                        return VerifyResult(False, checked, prev, row.seq, row.objectId,
-                                            f"expected seq {expected_seq}: an entry was removed or inserted")
+                        return VerifyResult(
+                            False,
+                            checked,
+                            prev,
+                            row.seq,
+                            row.objectId,
+                            f"expected seq {expected_seq}: an entry was removed or inserted",
+                        )
                     if row.prevHash != prev:
-                        return VerifyResult(False, checked, prev, row.seq, row.objectId,
-                                            "prevHash does not match the previous entry")
+                        return VerifyResult(
+                            False, checked, prev, row.seq, row.objectId, "prevHash does not match the previous entry"
+                        )
                     if entry_hash(_hashed_values(row)) != row.hash:
-                        return VerifyResult(False, checked, prev, row.seq, row.objectId,
-                                            "content does not match its hash (entry altered)")
+                        return VerifyResult(
+                            False,
+                            checked,
+                            prev,
+                            row.seq,
+                            row.objectId,
+                            "content does not match its hash (entry altered)",
+                        )
                     prev, expected_seq, checked = row.hash, expected_seq + 1, checked + 1
                     last_seq = row.seq
             head_row = (await conn.execute(select(head.c.seq, head.c.hash).where(head.c.id == 1))).first()
     finally:
         await engine.dispose()
     if head_row is not None and (head_row.hash != prev or head_row.seq != checked):
-        return VerifyResult(False, checked, prev, head_row.seq, None,
-                            "the recorded chain head is past the last entry: entries were removed from the end")
+        return VerifyResult(
+            False,
+            checked,
+            prev,
+            head_row.seq,
+            None,
+            "the recorded chain head is past the last entry: entries were removed from the end",
+        )
     return VerifyResult(True, checked, prev)

@@ -28,8 +28,22 @@ from gateway.store.models import AuditHead, AuditLog
 GENESIS_HASH = "0" * 64
 
 HASHED_FIELDS = (
-    "objectId", "seq", "createdAt", "actor", "actorName", "entityType", "entityId", "patient",
-    "action", "summary", "metadata", "outcome", "clientId", "sourceAddress", "requestId", "prevHash",
+    "objectId",
+    "seq",
+    "createdAt",
+    "actor",
+    "actorName",
+    "entityType",
+    "entityId",
+    "patient",
+    "action",
+    "summary",
+    "metadata",
+    "outcome",
+    "clientId",
+    "sourceAddress",
+    "requestId",
+    "prevHash",
 )
 """The fields covered by ``hash``, in order; changing this list is a chain format change."""
 
@@ -120,7 +134,5 @@ async def append(conn: AsyncConnection, entry: AuditEntry) -> str:
     rperm, wperm = flatten(acl)
     row = dict(values, createdAt=created, updatedAt=created, hash=digest, ACL=acl, _rperm=rperm, _wperm=wperm)
     await conn.execute(insert(AuditLog.__table__), row)
-    await conn.execute(
-        update(AuditHead.__table__).where(AuditHead.__table__.c.id == 1).values(seq=seq, hash=digest)
-    )
+    await conn.execute(update(AuditHead.__table__).where(AuditHead.__table__.c.id == 1).values(seq=seq, hash=digest))
     return digest

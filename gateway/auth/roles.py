@@ -56,8 +56,15 @@ async def ensure_role(conn: AsyncConnection, name: str) -> str:
     rperm, wperm = flatten(acl)
     await conn.execute(
         insert(_roles),
-        {"objectId": object_id, "name": name, "createdAt": ts, "updatedAt": ts, "ACL": acl,
-         "_rperm": rperm, "_wperm": wperm},
+        {
+            "objectId": object_id,
+            "name": name,
+            "createdAt": ts,
+            "updatedAt": ts,
+            "ACL": acl,
+            "_rperm": rperm,
+            "_wperm": wperm,
+        },
     )
     return object_id
 
@@ -65,9 +72,7 @@ async def ensure_role(conn: AsyncConnection, name: str) -> str:
 async def add_user(conn: AsyncConnection, role_name: str, user_id: str) -> None:
     role_id = await ensure_role(conn, role_name)
     exists = await conn.execute(
-        select(_role_users.c.owningId).where(
-            (_role_users.c.owningId == role_id) & (_role_users.c.relatedId == user_id)
-        )
+        select(_role_users.c.owningId).where((_role_users.c.owningId == role_id) & (_role_users.c.relatedId == user_id))
     )
     if exists.first() is None:
         await conn.execute(insert(_role_users), {"owningId": role_id, "relatedId": user_id})

@@ -28,8 +28,10 @@ async def batch(ctx: NativeContext, req: NativeRequest, params: dict[str, str]) 
             parse_code=ParseCode.INVALID_JSON,
         )
     if req.body.get("transaction") is True:
-        raise Invalid("transactional batches are not supported; send the requests without transaction",
-                      parse_code=ParseCode.COMMAND_UNAVAILABLE)
+        raise Invalid(
+            "transactional batches are not supported; send the requests without transaction",
+            parse_code=ParseCode.COMMAND_UNAVAILABLE,
+        )
     results: list[dict[str, Any]] = []
     for entry in requests:
         try:

@@ -155,13 +155,16 @@ def decode_value(spec: ClassSpec, fspec: FieldSpec, value: object) -> Any:
             try:
                 date.fromisoformat(value)
             except ValueError as exc:
-                raise Invalid(f"{spec.name}.{fspec.name} must be a date YYYY-MM-DD",
-                              parse_code=ParseCode.INCORRECT_TYPE) from exc
+                raise Invalid(
+                    f"{spec.name}.{fspec.name} must be a date YYYY-MM-DD", parse_code=ParseCode.INCORRECT_TYPE
+                ) from exc
         enum = ENUM_FIELDS.get((spec.name, fspec.name))
         if enum is not None and value not in {m.value for m in enum}:
             allowed = ", ".join(m.value for m in enum)
-            raise Invalid(f"invalid value {value!r} for {spec.name}.{fspec.name}; allowed: {allowed}",
-                          parse_code=ParseCode.VALIDATION_ERROR)
+            raise Invalid(
+                f"invalid value {value!r} for {spec.name}.{fspec.name}; allowed: {allowed}",
+                parse_code=ParseCode.VALIDATION_ERROR,
+            )
         return value
     if t is FieldType.NUMBER:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -204,19 +207,16 @@ def _decode_op(spec: ClassSpec, fspec: FieldSpec, value: dict[str, Any]) -> Fiel
     if op == "Increment":
         amount = value.get("amount")
         if fspec.type is not FieldType.NUMBER or isinstance(amount, bool) or not isinstance(amount, int | float):
-            raise Invalid(f"Increment on {name} needs a Number field and amount",
-                          parse_code=ParseCode.INCORRECT_TYPE)
+            raise Invalid(f"Increment on {name} needs a Number field and amount", parse_code=ParseCode.INCORRECT_TYPE)
         return FieldOp(name, OpKind.INCREMENT, amount)
     objects = value.get("objects")
     if op in ("Add", "AddUnique", "Remove"):
         if fspec.type is not FieldType.ARRAY or not isinstance(objects, list):
-            raise Invalid(f"{op} on {name} needs an Array field and objects",
-                          parse_code=ParseCode.INCORRECT_TYPE)
+            raise Invalid(f"{op} on {name} needs an Array field and objects", parse_code=ParseCode.INCORRECT_TYPE)
         return FieldOp(name, OpKind(op), _decode_items(spec, fspec, objects))
     if op in ("AddRelation", "RemoveRelation"):
         if fspec.type is not FieldType.RELATION or not isinstance(objects, list):
-            raise Invalid(f"{op} on {name} needs a Relation field and objects",
-                          parse_code=ParseCode.INCORRECT_TYPE)
+            raise Invalid(f"{op} on {name} needs a Relation field and objects", parse_code=ParseCode.INCORRECT_TYPE)
         return FieldOp(name, OpKind(op), [decode_pointer(spec, fspec, o) for o in objects])
     if op == "Batch":
         raise Invalid("Batch operations are not supported", parse_code=ParseCode.INVALID_JSON)

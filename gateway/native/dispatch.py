@@ -35,7 +35,7 @@ def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
 def match(path: str) -> tuple[str, dict[str, str]]:
     path = path.split("?", 1)[0].strip("/")
     if path.startswith("parse/"):
-        path = path[len("parse/"):]
+        path = path[len("parse/") :]
     for regex, pattern in _PATTERNS:
         m = regex.match(path)
         if m:

@@ -83,8 +83,15 @@ async def my_access_log(ctx: NativeContext, principal: Principal, params: dict[s
         if mine is None:
             return []
         rows = await conn.execute(
-            select(log.c.createdAt, log.c.actorName, log.c.actor, log.c.action, log.c.entityType,
-                   log.c.entityId, log.c.outcome)
+            select(
+                log.c.createdAt,
+                log.c.actorName,
+                log.c.actor,
+                log.c.action,
+                log.c.entityType,
+                log.c.entityId,
+                log.c.outcome,
+            )
             .where(log.c.patient == mine.objectId)
             .order_by(log.c.seq.desc())
             .limit(ACCESS_LOG_LIMIT)

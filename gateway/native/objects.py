@@ -18,8 +18,23 @@ from gateway.records.service import find_records
 from gateway.store.classes import CLASSES, ClassSpec
 
 OPTION_KEYS = frozenset(
-    {"where", "order", "limit", "skip", "keys", "excludeKeys", "include", "count", "includeAll",
-     "readPreference", "includeReadPreference", "subqueryReadPreference", "hint", "explain", "redirectClassNameForKey"}
+    {
+        "where",
+        "order",
+        "limit",
+        "skip",
+        "keys",
+        "excludeKeys",
+        "include",
+        "count",
+        "includeAll",
+        "readPreference",
+        "includeReadPreference",
+        "subqueryReadPreference",
+        "hint",
+        "explain",
+        "redirectClassNameForKey",
+    }
 )
 
 
@@ -87,8 +102,15 @@ async def find(ctx: NativeContext, principal: Principal, class_name: str, option
     keys = _keys(keys_opt)
     count = _truthy(options.get("count"))
     result = await find_records(
-        ctx.records, principal, class_name, where=where, order=order, limit=limit, skip=skip,
-        count=count, include=include,
+        ctx.records,
+        principal,
+        class_name,
+        where=where,
+        order=order,
+        limit=limit,
+        skip=skip,
+        count=count,
+        include=include,
     )
     body: dict[str, Any] = {
         "results": [
@@ -148,8 +170,12 @@ async def get(
     if include:
         async with ctx.db.read() as conn:
             await ctx.records.expand(conn, principal, spec, [record], include)
-    return to_json(spec, record, keys=_keys(_str_option(options, "keys")),
-                   hidden=ctx.records.hidden_fields(spec, principal, record))
+    return to_json(
+        spec,
+        record,
+        keys=_keys(_str_option(options, "keys")),
+        hidden=ctx.records.hidden_fields(spec, principal, record),
+    )
 
 
 @route("PUT", "classes/{className}/{objectId}")

@@ -59,9 +59,16 @@ class NativeRequest:
     def sub_request(self, method: str, body: dict[str, Any], options: dict[str, Any]) -> NativeRequest:
         """A ``/batch`` entry: same credentials, its own method and body."""
         return NativeRequest(
-            method=method, body=body, options=options, app_id=self.app_id, client_key=self.client_key,
-            master_key=self.master_key, session_token=self.session_token,
-            installation_id=self.installation_id, client_version=self.client_version, info=self.info,
+            method=method,
+            body=body,
+            options=options,
+            app_id=self.app_id,
+            client_key=self.client_key,
+            master_key=self.master_key,
+            session_token=self.session_token,
+            installation_id=self.installation_id,
+            client_version=self.client_version,
+            info=self.info,
         )
 
 
@@ -92,7 +99,8 @@ async def native_request(request: Request[Any, Any, Any], settings: Settings) ->
     body = decode_json_body(raw)
     creds: dict[str, Any] = {
         "app_id": headers.get("x-parse-application-id"),
-        "client_key": headers.get("x-parse-rest-api-key") or headers.get("x-parse-javascript-key")
+        "client_key": headers.get("x-parse-rest-api-key")
+        or headers.get("x-parse-javascript-key")
         or headers.get("x-parse-client-key"),
         "master_key": headers.get("x-parse-master-key"),
         "session_token": headers.get("x-parse-session-token"),
@@ -135,8 +143,7 @@ def check_app(req: NativeRequest, settings: Settings) -> bool:
             raise AppUnauthorized()
         return True
     if settings.rest_api_key is not None and not (
-        isinstance(req.client_key, str)
-        and hmac.compare_digest(req.client_key.encode(), settings.rest_api_key.encode())
+        isinstance(req.client_key, str) and hmac.compare_digest(req.client_key.encode(), settings.rest_api_key.encode())
     ):
         raise AppUnauthorized()
     return False

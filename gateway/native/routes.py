@@ -32,8 +32,9 @@ CREATES = frozenset({"classes/{className}", "users", "roles", "sessions"})
 
 
 def render(resp: NativeResponse) -> Response[bytes]:
-    return Response(content=msgspec.json.encode(resp.body), status_code=resp.status, headers=resp.headers,
-                    media_type=JSON)
+    return Response(
+        content=msgspec.json.encode(resp.body), status_code=resp.status, headers=resp.headers, media_type=JSON
+    )
 
 
 def error_response(status: int, body: dict[str, Any]) -> Response[bytes]:
@@ -54,17 +55,22 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
     if status == 413:
         return error_response(413, parse_error_body(ParseCode.OBJECT_TOO_LARGE, "Request body is too large."))
     if status == 404:
-        return error_response(404, parse_error_body(ParseCode.INVALID_JSON, f"Cannot {request.method} {request.url.path}"))
+        return error_response(
+            404, parse_error_body(ParseCode.INVALID_JSON, f"Cannot {request.method} {request.url.path}")
+        )
     if status == 405:
-        return error_response(405, parse_error_body(ParseCode.INVALID_JSON, f"Cannot {request.method} {request.url.path}"))
+        return error_response(
+            405, parse_error_body(ParseCode.INVALID_JSON, f"Cannot {request.method} {request.url.path}")
+        )
     return error_response(status, parse_error_body(ParseCode.OTHER_CAUSE, str(exc.detail)))
 
 
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     request_id = request.headers.get("x-parse-request-id") or ""
     log.error("unhandled error in %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
-    return error_response(500, parse_error_body(ParseCode.INTERNAL_SERVER_ERROR,
-                                                f"Internal server error. {request_id}".strip()))
+    return error_response(
+        500, parse_error_body(ParseCode.INTERNAL_SERVER_ERROR, f"Internal server error. {request_id}".strip())
+    )
 
 
 def _operation_id(method: str, pattern: str) -> str:

@@ -48,8 +48,12 @@ def _field_json(spec: ClassSpec) -> dict[str, Any]:
 async def _schema(ctx: NativeContext, spec: ClassSpec) -> dict[str, Any]:
     async with ctx.db.read() as conn:
         clp = await ctx.records.clp(conn, spec.name)
-    return {"className": spec.name, "fields": _field_json(spec), "classLevelPermissions": clp,
-            "indexes": {"_id_": {"_id": 1}}}
+    return {
+        "className": spec.name,
+        "fields": _field_json(spec),
+        "classLevelPermissions": clp,
+        "indexes": {"_id_": {"_id": 1}},
+    }
 
 
 def _spec(name: str) -> ClassSpec:
@@ -108,12 +112,15 @@ def _validate_clp(clp: object) -> None:
         raise Invalid("classLevelPermissions must be an object", parse_code=ParseCode.INVALID_JSON)
     for key, rule in clp.items():
         if key not in CLP_KEYS:
-            raise Invalid(f"{key} is not a valid operation for class level permissions",
-                          parse_code=ParseCode.INVALID_JSON)
+            raise Invalid(
+                f"{key} is not a valid operation for class level permissions", parse_code=ParseCode.INVALID_JSON
+            )
         if not isinstance(rule, dict):
             raise Invalid(f"{key} must be an object", parse_code=ParseCode.INVALID_JSON)
         if key in (op.value for op in Op):
             for perm, allowed in rule.items():
                 if allowed is not True and not (perm == "pointerFields" and isinstance(allowed, list)):
-                    raise Invalid(f"'{allowed}' is not a valid value for class level permissions {key}:{perm}",
-                                  parse_code=ParseCode.INVALID_JSON)
+                    raise Invalid(
+                        f"'{allowed}' is not a valid value for class level permissions {key}:{perm}",
+                        parse_code=ParseCode.INVALID_JSON,
+                    )

@@ -67,7 +67,10 @@ async def sign_up(ctx: NativeContext, req: NativeRequest, params: dict[str, str]
         async with ctx.db.write() as conn:
             row = await create_user(conn, ctx.passwords, username, password, email)
             token, _ = await sessions.create_session(
-                conn, row["objectId"], days=ctx.settings.session_days, action="signup",
+                conn,
+                row["objectId"],
+                days=ctx.settings.session_days,
+                action="signup",
                 installation_id=req.installation_id if isinstance(req.installation_id, str) else None,
             )
             actor = Principal(kind=PrincipalKind.USER, user_id=row["objectId"], name=username, info=req.info)
@@ -104,7 +107,10 @@ async def _log_in(ctx: NativeContext, req: NativeRequest) -> NativeResponse:
         else:
             failed = False
             token, _ = await sessions.create_session(
-                conn, row["objectId"], days=ctx.settings.session_days, action="login",
+                conn,
+                row["objectId"],
+                days=ctx.settings.session_days,
+                action="login",
                 installation_id=req.installation_id if isinstance(req.installation_id, str) else None,
             )
             actor = Principal(kind=PrincipalKind.USER, user_id=row["objectId"], name=row["username"], info=req.info)

@@ -33,12 +33,18 @@ PATIENT = role_perm(Role.PATIENT)
 SIGNED_IN = {"requiresAuthentication": True}
 
 
-def _clp(read: Mapping[str, bool], create: Mapping[str, bool], update: Mapping[str, bool],
-         delete: Mapping[str, bool]) -> CLP:
+def _clp(
+    read: Mapping[str, bool], create: Mapping[str, bool], update: Mapping[str, bool], delete: Mapping[str, bool]
+) -> CLP:
     return {
-        "get": dict(read), "find": dict(read), "count": dict(read),
-        "create": dict(create), "update": dict(update), "delete": dict(delete),
-        "addField": {}, "protectedFields": {},
+        "get": dict(read),
+        "find": dict(read),
+        "count": dict(read),
+        "create": dict(create),
+        "update": dict(update),
+        "delete": dict(delete),
+        "addField": {},
+        "protectedFields": {},
     }
 
 
@@ -48,13 +54,12 @@ DEFAULT_CLPS: Mapping[str, CLP] = {
     "_Role": _clp(SIGNED_IN, {ADMIN: True}, {ADMIN: True}, {ADMIN: True}),
     "PatientProfile": _clp(SIGNED_IN, {ADMIN: True, PROVIDER: True}, SIGNED_IN, {ADMIN: True}),
     "ProviderProfile": _clp(SIGNED_IN, {ADMIN: True}, {ADMIN: True}, {ADMIN: True}),
-    "LabResult": _clp(SIGNED_IN, {ADMIN: True, PROVIDER: True}, {ADMIN: True, PROVIDER: True},
-                      {ADMIN: True, PROVIDER: True}),
-    "TreatmentPlan": _clp(SIGNED_IN, {ADMIN: True, PROVIDER: True}, SIGNED_IN,
-                          {ADMIN: True, PROVIDER: True}),
+    "LabResult": _clp(
+        SIGNED_IN, {ADMIN: True, PROVIDER: True}, {ADMIN: True, PROVIDER: True}, {ADMIN: True, PROVIDER: True}
+    ),
+    "TreatmentPlan": _clp(SIGNED_IN, {ADMIN: True, PROVIDER: True}, SIGNED_IN, {ADMIN: True, PROVIDER: True}),
     "Message": _clp(SIGNED_IN, SIGNED_IN, SIGNED_IN, {ADMIN: True}),
-    "Appointment": _clp(SIGNED_IN, {ADMIN: True, PROVIDER: True}, SIGNED_IN,
-                        {ADMIN: True, PROVIDER: True}),
+    "Appointment": _clp(SIGNED_IN, {ADMIN: True, PROVIDER: True}, SIGNED_IN, {ADMIN: True, PROVIDER: True}),
     "AuditLog": _clp(SIGNED_IN, {}, {}, {}),
 }
 

@@ -41,39 +41,65 @@ _WRITABLE: Mapping[str, Mapping[Relation, frozenset[str]]] = {
     "PatientProfile": {
         Relation.PATIENT: frozenset({"displayName", "contact"}),
         Relation.CARE_TEAM: frozenset(
-            {"displayName", "givenName", "familyName", "dateOfBirth", "gender", "primaryClinic",
-             "contact", "careTeam", "isActive"}
+            {
+                "displayName",
+                "givenName",
+                "familyName",
+                "dateOfBirth",
+                "gender",
+                "primaryClinic",
+                "contact",
+                "careTeam",
+                "isActive",
+            }
         ),
         Relation.ADMIN: frozenset({_ALL}),
     },
     "ProviderProfile": {Relation.ADMIN: frozenset({_ALL})},
     "LabResult": {
         Relation.CARE_TEAM: frozenset(
-            {"patient", "orderedBy", "orderId", "testCode", "codeSystem", "testName", "resultValue",
-             "valueType", "units", "referenceRange", "interpretation", "status", "effectiveAt",
-             "publishedAt", "visibility", "notes", "attachments", "resultData", "sourceMessageId"}
+            {
+                "patient",
+                "orderedBy",
+                "orderId",
+                "testCode",
+                "codeSystem",
+                "testName",
+                "resultValue",
+                "valueType",
+                "units",
+                "referenceRange",
+                "interpretation",
+                "status",
+                "effectiveAt",
+                "publishedAt",
+                "visibility",
+                "notes",
+                "attachments",
+                "resultData",
+                "sourceMessageId",
+            }
         ),
         Relation.ADMIN: frozenset({_ALL}),
     },
     "TreatmentPlan": {
         Relation.PATIENT: frozenset({"acknowledgedAt"}),
-        Relation.CARE_TEAM: frozenset(
-            {"patient", "provider", "summary", "details", "status", "startDate", "endDate"}
-        ),
+        Relation.CARE_TEAM: frozenset({"patient", "provider", "summary", "details", "status", "startDate", "endDate"}),
         Relation.ADMIN: frozenset({_ALL}),
     },
     "Message": {
-        Relation.PATIENT: frozenset({"patient", "to", "body", "attachments", "conversationId",
-                                     "isRead", "status", "readAt"}),
+        Relation.PATIENT: frozenset(
+            {"patient", "to", "body", "attachments", "conversationId", "isRead", "status", "readAt"}
+        ),
         Relation.PARTICIPANT: frozenset({"isRead", "status", "readAt"}),
-        Relation.CARE_TEAM: frozenset({"patient", "to", "body", "attachments", "conversationId",
-                                       "isRead", "status", "readAt"}),
+        Relation.CARE_TEAM: frozenset(
+            {"patient", "to", "body", "attachments", "conversationId", "isRead", "status", "readAt"}
+        ),
         Relation.ADMIN: frozenset({_ALL}),
     },
     "Appointment": {
         Relation.PATIENT: frozenset({"status"}),
-        Relation.CARE_TEAM: frozenset({"patient", "provider", "startAt", "endAt", "location",
-                                       "status", "reason"}),
+        Relation.CARE_TEAM: frozenset({"patient", "provider", "startAt", "endAt", "location", "status", "reason"}),
         Relation.ADMIN: frozenset({_ALL}),
     },
     "AuditLog": {},
@@ -95,9 +121,7 @@ _CREATE_EXTRA: Mapping[tuple[str, Relation], frozenset[str]] = {
 """Fields a relation may set when creating a record but never change afterwards."""
 
 
-def check_writable(
-    class_name: str, keys: set[str], relation: Relation, *, creating: bool
-) -> None:
+def check_writable(class_name: str, keys: set[str], relation: Relation, *, creating: bool) -> None:
     bad_server = keys & SERVER_MANAGED
     if bad_server:
         name = sorted(bad_server)[0]

@@ -89,7 +89,7 @@ class Principal:
         """
         if self.is_admin:
             return None
-        ids = {r[len(CARE_TEAM_PREFIX):] for r in self.roles if r.startswith(CARE_TEAM_PREFIX)}
+        ids = {r[len(CARE_TEAM_PREFIX) :] for r in self.roles if r.startswith(CARE_TEAM_PREFIX)}
         if self.own_patient_id:
             ids.add(self.own_patient_id)
         return frozenset(ids)

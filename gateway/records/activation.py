@@ -53,7 +53,9 @@ async def issue(records: Records, principal: Principal, patient_id: str) -> Issu
     spec = CLASSES["PatientProfile"]
     async with records.db.write() as conn:
         patient = await get_record(conn, spec, patient_id, records.filter_for(spec, principal), keep_internal=True)
-        staff = principal.is_admin or (principal.is_provider and allows(patient and patient.get("_wperm"), principal.perms))
+        staff = principal.is_admin or (
+            principal.is_provider and allows(patient and patient.get("_wperm"), principal.perms)
+        )
         if patient is None or not staff:
             raise NotFound()
         if patient.get("user"):
@@ -63,11 +65,26 @@ async def issue(records: Records, principal: Principal, patient_id: str) -> Issu
         expires = ts + timedelta(minutes=records.settings.activation_code_minutes)
         await conn.execute(
             insert(_codes),
-            {"codeHash": _digest(code), "patient": patient_id, "issuedBy": principal.actor_name,
-             "createdAt": ts, "expiresAt": expires, "failedAttempts": 0},
+            {
+                "codeHash": _digest(code),
+                "patient": patient_id,
+                "issuedBy": principal.actor_name,
+                "createdAt": ts,
+                "expiresAt": expires,
+                "failedAttempts": 0,
+            },
         )
-        await append(conn, AuditEntry(AuditAction.EXECUTE, principal, "PatientProfile", patient_id,
-                                      PatientLink(patient_id, None), summary="portal activation code issued"))
+        await append(
+            conn,
+            AuditEntry(
+                AuditAction.EXECUTE,
+                principal,
+                "PatientProfile",
+                patient_id,
+                PatientLink(patient_id, None),
+                summary="portal activation code issued",
+            ),
+        )
     return IssuedCode(code, expires)
 
 
@@ -87,26 +104,39 @@ async def activate(records: Records, principal: Principal, code: object, date_of
             patient_id = str(row["patient"])
             spec = CLASSES["PatientProfile"]
             patient = await get_record(conn, spec, patient_id)
-            taken = (await conn.execute(select(_patients.c.objectId).where(_patients.c.user == principal.user_id))).first()
+            taken = (
+                await conn.execute(select(_patients.c.objectId).where(_patients.c.user == principal.user_id))
+            ).first()
             if patient is None or patient.get("dateOfBirth") != date_of_birth or patient.get("user"):
-                await conn.execute(update(_codes).where(_codes.c.id == row["id"])
-                                   .values(failedAttempts=row["failedAttempts"] + 1))
+                await conn.execute(
+                    update(_codes).where(_codes.c.id == row["id"]).values(failedAttempts=row["failedAttempts"] + 1)
+                )
                 failure = FAILED
             elif taken is not None:
                 failure = "This account is already linked to a patient record."
             else:
                 await conn.execute(update(_codes).where(_codes.c.id == row["id"]).values(usedAt=ts))
                 link = PatientLink(patient_id, principal.user_id)
-                changes = {"user": principal.user_id, "updatedAt": ts, **links.acl_columns(
-                    "PatientProfile", {**patient, "user": principal.user_id}, link)}
+                changes = {
+                    "user": principal.user_id,
+                    "updatedAt": ts,
+                    **links.acl_columns("PatientProfile", {**patient, "user": principal.user_id}, link),
+                }
                 record = await update_record(conn, spec, patient, changes, actor=principal.actor_name)
                 await records._after_write(conn, "PatientProfile", patient, record)
                 await append(conn, AuditEntry(AuditAction.ACTIVATE, principal, "PatientProfile", patient_id, link))
         if failure is not None:
-            await append(conn, AuditEntry(AuditAction.ACTIVATE, principal, "PatientProfile", None,
-                                          outcome="failure", summary="portal activation refused"))
+            await append(
+                conn,
+                AuditEntry(
+                    AuditAction.ACTIVATE,
+                    principal,
+                    "PatientProfile",
+                    None,
+                    outcome="failure",
+                    summary="portal activation refused",
+                ),
+            )
     if failure is not None:
         raise ScriptFailed(failure)
     return patient_id
-
-

@@ -157,9 +157,7 @@ CLASSES: dict[str, ClassSpec] = {
 }
 
 CLINICAL_CLASSES = frozenset(_CLINICAL)
-PATIENT_SCOPED = frozenset(
-    name for name, spec in CLASSES.items() if name != "AuditLog" and "patient" in spec.fields
-)
+PATIENT_SCOPED = frozenset(name for name, spec in CLASSES.items() if name != "AuditLog" and "patient" in spec.fields)
 """Classes whose rows belong to one patient through a ``patient`` pointer."""
 
 

@@ -21,8 +21,4 @@ def derived_object_id(*parts: str) -> str:
 
 
 def is_valid_object_id(value: object) -> bool:
-    return (
-        isinstance(value, str)
-        and 1 <= len(value) <= 32
-        and all(c in _ALPHABET or c in "-_" for c in value)
-    )
+    return isinstance(value, str) and 1 <= len(value) <= 32 and all(c in _ALPHABET or c in "-_" for c in value)

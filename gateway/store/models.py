@@ -283,9 +283,7 @@ class PortalActivation(Base):
     __tablename__ = "_PortalActivation"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     codeHash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
-    patient: Mapped[str] = mapped_column(
-        ID, ForeignKey("PatientProfile.objectId", ondelete="CASCADE"), nullable=False
-    )
+    patient: Mapped[str] = mapped_column(ID, ForeignKey("PatientProfile.objectId", ondelete="CASCADE"), nullable=False)
     issuedBy: Mapped[str | None] = mapped_column(String(255))
     createdAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     expiresAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)

@@ -54,9 +54,7 @@ async def load_join_arrays(conn: AsyncConnection, spec: ClassSpec, records: Sequ
         join = spec.fields[name].join
         assert join is not None
         order = [join.owning, join.table.c.position] if join.ordered else [join.owning, join.related]
-        rows = await conn.execute(
-            select(join.owning, join.related).where(join.owning.in_(ids)).order_by(*order)
-        )
+        rows = await conn.execute(select(join.owning, join.related).where(join.owning.in_(ids)).order_by(*order))
         by_owner: dict[str, list[str]] = {}
         for owning, related in rows:
             by_owner.setdefault(owning, []).append(related)
@@ -213,8 +211,9 @@ async def update_record(
         async with conn.begin_nested():
             result = await conn.execute(update(spec.table).where(cond).values(**row))
             if result.rowcount != 1:
-                raise Conflict("The object was changed by another request; retry.",
-                               parse_code=ParseCode.OPERATION_FORBIDDEN)
+                raise Conflict(
+                    "The object was changed by another request; retry.", parse_code=ParseCode.OPERATION_FORBIDDEN
+                )
             if joins:
                 await _write_joins(conn, spec, current["objectId"], joins)
     except IntegrityError as exc:
@@ -227,7 +226,9 @@ async def update_record(
     return merged
 
 
-async def delete_record(conn: AsyncConnection, spec: ClassSpec, current: Mapping[str, Any], *, actor: str | None) -> None:
+async def delete_record(
+    conn: AsyncConnection, spec: ClassSpec, current: Mapping[str, Any], *, actor: str | None
+) -> None:
     try:
         async with conn.begin_nested():
             await conn.execute(delete(spec.table).where(spec.pk == current["objectId"]))
@@ -243,11 +244,15 @@ async def delete_record(conn: AsyncConnection, spec: ClassSpec, current: Mapping
         await write_version(conn, spec, tomb, actor, deleted=True)
 
 
-async def set_acl(conn: AsyncConnection, spec: ClassSpec, object_ids: Iterable[str], acl: dict[str, Any],
-                  rperm: list[str], wperm: list[str]) -> None:
+async def set_acl(
+    conn: AsyncConnection,
+    spec: ClassSpec,
+    object_ids: Iterable[str],
+    acl: dict[str, Any],
+    rperm: list[str],
+    wperm: list[str],
+) -> None:
     """Rewrite the server-derived ACL (not a content change: no version row)."""
     ids = list(object_ids)
     if ids:
-        await conn.execute(
-            update(spec.table).where(spec.pk.in_(ids)).values(ACL=acl, _rperm=rperm, _wperm=wperm)
-        )
+        await conn.execute(update(spec.table).where(spec.pk.in_(ids)).values(ACL=acl, _rperm=rperm, _wperm=wperm))

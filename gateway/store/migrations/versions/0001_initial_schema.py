@@ -380,12 +380,8 @@ def upgrade() -> None:
     with op.batch_alter_table("LabResult", schema=None) as batch_op:
         batch_op.create_index("ix_labresult_order", ["orderId"], unique=False)
         batch_op.create_index("ix_labresult_ordered_by", ["orderedBy"], unique=False)
-        batch_op.create_index(
-            "ix_labresult_patient_effective", ["patient", "effectiveAt"], unique=False
-        )
-        batch_op.create_index(
-            "ix_labresult_patient_published", ["patient", "publishedAt"], unique=False
-        )
+        batch_op.create_index("ix_labresult_patient_effective", ["patient", "effectiveAt"], unique=False)
+        batch_op.create_index("ix_labresult_patient_published", ["patient", "publishedAt"], unique=False)
 
     op.create_table(
         "Message",
