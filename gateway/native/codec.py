@@ -26,8 +26,10 @@ MAX_JSON_DEPTH = 16
 
 
 def iso(ts: datetime) -> str:
-    ts = ts.astimezone(UTC)
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+    """Parse's date format: UTC, millisecond precision, ``Z`` suffix."""
+    if ts.tzinfo is not UTC:
+        ts = ts.astimezone(UTC)
+    return ts.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def parse_iso(value: object, field: str) -> datetime:
@@ -65,6 +67,37 @@ def encode_value(fspec: FieldSpec, value: Any) -> Any:
     return value
 
 
+_PLAIN, _DATE, _POINTER, _POINTERS, _RELATION = range(5)
+
+
+_PLANS: dict[str, tuple[tuple[str, int, str], ...]] = {}
+
+
+def _plan(spec: ClassSpec) -> tuple[tuple[str, int, str], ...]:
+    """Per class, once: each serialized field with how to encode it (the read path runs this per row)."""
+    cached = _PLANS.get(spec.name)
+    if cached is not None:
+        return cached
+    plan: list[tuple[str, int, str]] = []
+    for name, fspec in spec.fields.items():
+        if name in ("objectId", "createdAt", "updatedAt"):
+            continue
+        target = fspec.target or ""
+        if fspec.type is FieldType.RELATION:
+            kind = _RELATION
+        elif fspec.type is FieldType.DATE:
+            kind = _DATE
+        elif fspec.type is FieldType.POINTER:
+            kind = _POINTER
+        elif fspec.type is FieldType.ARRAY and fspec.is_join:
+            kind = _POINTERS
+        else:
+            kind = _PLAIN
+        plan.append((name, kind, target))
+    _PLANS[spec.name] = tuple(plan)
+    return _PLANS[spec.name]
+
+
 def encode_record(
     spec: ClassSpec,
     record: Mapping[str, Any],
@@ -73,20 +106,28 @@ def encode_record(
     hidden: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"objectId": record["objectId"]}
-    for name in ("createdAt", "updatedAt"):
-        if record.get(name) is not None:
-            out[name] = iso(record[name])
-    for name, fspec in spec.fields.items():
-        if name in ("objectId", "createdAt", "updatedAt") or name in hidden:
+    created, updated = record.get("createdAt"), record.get("updatedAt")
+    if created is not None:
+        out["createdAt"] = iso(created)
+    if updated is not None:
+        out["updatedAt"] = iso(updated)
+    for name, kind, target in _plan(spec):
+        if name in hidden or (keys is not None and name not in keys):
             continue
-        if keys is not None and name not in keys:
+        if kind == _RELATION:
+            out[name] = {"__type": "Relation", "className": target}
             continue
-        if fspec.type is FieldType.RELATION:
-            out[name] = {"__type": "Relation", "className": fspec.target}
+        value = record.get(name)
+        if value is None:
             continue
-        value = encode_value(fspec, record.get(name))
-        if value is not None:
+        if kind == _PLAIN:
             out[name] = value
+        elif kind == _DATE:
+            out[name] = {"__type": "Date", "iso": iso(value)}
+        elif kind == _POINTER:
+            out[name] = {"__type": "Pointer", "className": target, "objectId": value}
+        else:
+            out[name] = [{"__type": "Pointer", "className": target, "objectId": v} for v in value]
     return out
 
 

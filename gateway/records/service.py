@@ -69,6 +69,7 @@ class Records:
         self.settings = settings
         self.passwords = passwords
         self._clp_cache: dict[str, dict[str, Any]] | None = None
+        self._effective: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------ class permissions
 
@@ -87,11 +88,16 @@ class Records:
         return self._clp_cache
 
     def invalidate_clps(self) -> None:
+        """Called after ``/schemas`` changes a CLP (single process; a multi-worker setup re-reads on restart)."""
         self._clp_cache = None
+        self._effective.clear()
 
     async def clp(self, conn: AsyncConnection, class_name: str) -> dict[str, Any]:
-        stored = (await self.stored_clps(conn)).get(class_name)
-        return clp_mod.effective_clp(class_name, stored)
+        cached = self._effective.get(class_name)
+        if cached is None:
+            stored = (await self.stored_clps(conn)).get(class_name)
+            cached = self._effective[class_name] = clp_mod.effective_clp(class_name, stored)
+        return cached
 
     async def check(self, conn: AsyncConnection, class_name: str, op: Op, principal: Principal) -> None:
         clp_mod.check(class_name, op, principal, await self.clp(conn, class_name))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+import sqlite3
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Result, text
@@ -24,24 +25,40 @@ class InlineConnection:
     worker thread costs several thread hand-offs per statement (DESIGN.md measured the
     async ORM at 0.09 of a trivial route against 0.4 for the raw driver). Under WAL a
     reader never waits for a writer, so reads run inline; writes keep the async engine.
+    The prepared hot-path statements use one long-lived autocommit driver connection
+    (``driver()``); other statements check out a pooled SQLAlchemy connection lazily.
     """
 
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        self.dialect = conn.dialect
+    def __init__(self, engine: Engine, driver: sqlite3.Connection) -> None:
+        self._engine = engine
+        self._driver = driver
+        self._conn: Connection | None = None
+        self.dialect = engine.dialect
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        return self._conn
 
     async def execute(self, statement: Executable, parameters: Any = None) -> Result[Any]:
-        return self._conn.execute(statement, parameters)
+        return self._connection().execute(statement, parameters)
 
     async def scalar(self, statement: Executable, parameters: Any = None) -> Any:
-        return self._conn.scalar(statement, parameters)
+        return self._connection().scalar(statement, parameters)
 
     async def run_sync(self, fn: Any, *args: Any) -> Any:
-        return fn(self._conn, *args)
+        return fn(self._connection(), *args)
 
-    def driver(self) -> Any:
-        """The underlying ``sqlite3.Connection``, for the prepared hot-path statements."""
-        return self._conn.connection.driver_connection
+    def driver(self) -> sqlite3.Connection:
+        """Autocommit ``sqlite3`` connection for the prepared statements; always ``fetchall``/close
+        cursors so no read snapshot stays open."""
+        return self._driver
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.rollback()
+            self._conn.close()
+            self._conn = None
 
 
 class Database:
@@ -53,6 +70,7 @@ class Database:
         )
         self.dialect: str = self.engine.dialect.name
         self._inline: Engine | None = create_inline_reader(url, echo=echo) if url.startswith("sqlite") else None
+        self._raw: sqlite3.Connection | None = None
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -64,9 +82,11 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only view; on SQLite an inline connection (see ``InlineConnection``)."""
         if self._inline is not None:
-            with self._inline.connect() as sync_conn:
-                yield InlineConnection(sync_conn)  # type: ignore[misc]
-                sync_conn.rollback()
+            inline = InlineConnection(self._inline, self._driver())
+            try:
+                yield inline  # type: ignore[misc]
+            finally:
+                inline.close()
             return
         async with self.read_engine.connect() as conn:
             yield conn
@@ -79,7 +99,19 @@ class Database:
             return False
         return True
 
+    def _driver(self) -> sqlite3.Connection:
+        if self._raw is None:
+            path = self.url.split(":///", 1)[1]
+            raw = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+            raw.execute("PRAGMA query_only=ON")
+            raw.execute("PRAGMA busy_timeout=10000")
+            self._raw = raw
+        return self._raw
+
     async def dispose(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
         if self._inline is not None:
             self._inline.dispose()
         await self.engine.dispose()

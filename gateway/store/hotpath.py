@@ -87,7 +87,8 @@ async def row_by_id(conn: AsyncConnection | InlineConnection, spec: ClassSpec, o
     """The whole row, internal columns included (``_rperm`` is checked by the caller's policy)."""
     if isinstance(conn, InlineConnection):
         sql, names, converters = _sqlite_select(spec.name)
-        found = conn.driver().execute(sql, (object_id,)).fetchone()
+        rows = conn.driver().execute(sql, (object_id,)).fetchall()
+        found = rows[0] if rows else None
         if found is None:
             return None
         return {n: f(v) for n, f, v in zip(names, converters, found, strict=True)}
@@ -126,7 +127,8 @@ async def session_by_token(
 ) -> tuple[str, str, datetime, str, str | None] | None:
     """(session id, user id, expiresAt, username, own patient id) for a token digest."""
     if isinstance(conn, InlineConnection):
-        found = conn.driver().execute(_SESSION_SQL, (digest,)).fetchone()
+        rows = conn.driver().execute(_SESSION_SQL, (digest,)).fetchall()
+        found = rows[0] if rows else None
         if found is None:
             return None
         expires = _to_datetime(found[2])
