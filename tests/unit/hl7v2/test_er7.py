@@ -1,0 +1,75 @@
+"""ER7 framing, charsets (MSH-18), escape sequences and HL7 times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from mappings.hl7v2 import Encoding, Hl7Error, decode, parse_dtm, parse_message, parse_oru, split_batch, unescape
+
+ENC = Encoding()
+MSG = (
+    "MSH|^~\\&|L|F|G|GF|20260101||ORU^R01|C1|P|2.5.1\rPID|1||M1^^^A^MR||Doe^Jo\r"
+    "OBR|1|P|F|X^Y^LN\rOBX|1|ST|X^Y^LN||v||||||F"
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        ("a\\F\\b", "a|b"),
+        ("\\S\\\\T\\\\R\\\\E\\", "^&~\\"),
+        ("x\\X0D0A\\y", "x\r\ny"),
+        ("l1\\.br\\l2", "l1\nl2"),
+        ("\\H\\bold\\N\\", "bold"),
+        ("keep \\Zabc\\", "keep \\Zabc\\"),
+        ("caf\\XC3A9\\", "café"),
+    ],
+)
+def test_unescape(raw: str, text: str) -> None:
+    assert unescape(raw, ENC) == (text, [])
+
+
+@pytest.mark.parametrize("raw", ["open \\F", "bad \\XZZ\\", "odd \\X0\\"])
+def test_malformed_escapes_are_kept_and_reported(raw: str) -> None:
+    text, problems = unescape(raw, ENC)
+    assert problems and text == raw
+
+
+@pytest.mark.parametrize("sep", ["\r", "\n", "\r\n"])
+def test_any_segment_terminator_and_bom(sep: str) -> None:
+    raw = ("\ufeff" + MSG.replace("\r", sep)).encode("utf-8")
+    msg = parse_message(decode(raw).text)
+    assert [s.name for s in msg.segments] == ["MSH", "PID", "OBR", "OBX"]
+
+
+def test_charsets() -> None:
+    latin = MSG.replace("2.5.1", "2.5.1||||||8859/1").replace("Doe^Jo", "Peña^Inés").encode("latin-1")
+    assert parse_oru(latin).patient is not None and parse_oru(latin).patient.family_name == "Peña"  # type: ignore[union-attr]
+    undeclared = MSG.replace("Doe^Jo", "Peña^Inés").encode("latin-1")
+    decoded = decode(undeclared)
+    assert decoded.codec == "latin-1" and "Peña" in decoded.text and decoded.issues[0].location == "MSH[1]-18"
+    utf8 = MSG.replace("2.5.1", "2.5.1||||||UNICODE UTF-8").replace("Doe^Jo", "李^小龍").encode("utf-8")
+    assert parse_oru(utf8).patient.family_name == "李"  # type: ignore[union-attr]
+
+
+def test_split_batch_keeps_leading_junk() -> None:
+    batch = "FHS|^~\\&\rBHS|^~\\&\r" + MSG + "\r" + MSG.replace("C1", "C2") + "\rBTS|2\rFTS|1"
+    assert [m.split("|")[9] for m in split_batch(batch)] == ["C1", "C2"]
+    chunks = split_batch("PID|1\r" + MSG)
+    assert len(chunks) == 2
+    with pytest.raises(Hl7Error):
+        parse_message(chunks[0])
+
+
+def test_dtm_precision_and_zones() -> None:
+    d = parse_dtm("20110103143428-0800", UTC)
+    assert d.value == datetime(2011, 1, 3, 22, 34, 28, tzinfo=UTC) and d.precision == "second"
+    assert parse_dtm("20120301", UTC).iso() == "2012-03-01"
+    local = timezone(timedelta(hours=1))
+    assert parse_dtm("202601011200", local).value.utcoffset() == timedelta(hours=1)
+    assert parse_dtm("20260101120000.1234+0530", UTC).value.microsecond == 123400
+    for bad in ("2026013", "20261301", "abc", "20260101+2500"):
+        with pytest.raises(ValueError):
+            parse_dtm(bad, UTC)
