@@ -17,7 +17,7 @@ from gateway.auth.users import create_user
 from gateway.policy.principal import Principal, Role, system
 from gateway.records.ops import FieldOp, OpKind
 from gateway.records.service import Records
-from gateway.store.models import User
+from gateway.store.models import User, table_of
 
 DEMO_PASSWORD = "demo-pass-2026"
 
@@ -44,7 +44,7 @@ def _ops(values: dict[str, Any]) -> list[FieldOp]:
 
 async def store_is_empty(records: Records) -> bool:
     async with records.db.read() as conn:
-        return int((await conn.execute(select(func.count()).select_from(User.__table__))).scalar_one()) == 0
+        return int((await conn.execute(select(func.count()).select_from(table_of(User)))).scalar_one()) == 0
 
 
 async def seed_demo(records: Records) -> dict[str, str]:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from gateway.audit.writer import GENESIS_HASH, entry_hash, iso
 from gateway.store.engine import create_engine
-from gateway.store.models import AuditHead, AuditLog
+from gateway.store.models import AuditHead, AuditLog, table_of
 
 BATCH = 5000
 
@@ -52,8 +52,8 @@ def _hashed_values(row: Any) -> dict[str, Any]:
 
 async def verify_chain(url: str) -> VerifyResult:
     engine = create_engine(url, immediate=False)
-    log = AuditLog.__table__
-    head = AuditHead.__table__
+    log = table_of(AuditLog)
+    head = table_of(AuditHead)
     prev, expected_seq, checked = GENESIS_HASH, 1, 0
     try:
         async with engine.connect() as conn:

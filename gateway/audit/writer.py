@@ -23,7 +23,7 @@ from gateway.policy.acl import flatten
 from gateway.policy.principal import Principal
 from gateway.policy.rules import PatientLink, record_acl
 from gateway.store.ids import new_object_id
-from gateway.store.models import AuditHead, AuditLog
+from gateway.store.models import AuditHead, AuditLog, table_of
 
 GENESIS_HASH = "0" * 64
 
@@ -90,7 +90,7 @@ def iso(ts: datetime) -> str:
 
 
 async def _lock_head(conn: AsyncConnection) -> tuple[int, str]:
-    table = AuditHead.__table__
+    table = table_of(AuditHead)
     stmt = select(table.c.seq, table.c.hash).where(table.c.id == 1)
     if conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update()
@@ -133,6 +133,6 @@ async def append(conn: AsyncConnection, entry: AuditEntry) -> str:
     acl = record_acl("AuditLog", values, entry.patient)
     rperm, wperm = flatten(acl)
     row = dict(values, createdAt=created, updatedAt=created, hash=digest, ACL=acl, _rperm=rperm, _wperm=wperm)
-    await conn.execute(insert(AuditLog.__table__), row)
-    await conn.execute(update(AuditHead.__table__).where(AuditHead.__table__.c.id == 1).values(seq=seq, hash=digest))
+    await conn.execute(insert(table_of(AuditLog)), row)
+    await conn.execute(update(table_of(AuditHead)).where(table_of(AuditHead).c.id == 1).values(seq=seq, hash=digest))
     return digest

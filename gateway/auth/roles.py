@@ -8,14 +8,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.policy.acl import flatten
 from gateway.policy.rules import record_acl
 from gateway.store.ids import new_object_id
-from gateway.store.models import Role, RoleRole, RoleUser
+from gateway.store.models import Role, RoleRole, RoleUser, table_of
 from gateway.store.objects import now
 
 MAX_ROLE_DEPTH = 8
 
-_roles = Role.__table__
-_role_users = RoleUser.__table__
-_role_roles = RoleRole.__table__
+_roles = table_of(Role)
+_role_users = table_of(RoleUser)
+_role_roles = table_of(RoleRole)
 
 
 async def user_roles(conn: AsyncConnection, user_id: str) -> frozenset[str]:

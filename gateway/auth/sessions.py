@@ -21,12 +21,12 @@ from gateway.policy.principal import Principal, PrincipalKind, RequestInfo
 from gateway.policy.rules import record_acl
 from gateway.store import hotpath
 from gateway.store.ids import new_object_id
-from gateway.store.models import PatientProfile, Session, User
+from gateway.store.models import PatientProfile, Session, User, table_of
 from gateway.store.objects import now
 
-_sessions = Session.__table__
-_users = User.__table__
-_patients = PatientProfile.__table__
+_sessions = table_of(Session)
+_users = table_of(User)
+_patients = table_of(PatientProfile)
 
 
 def token_digest(token: str) -> str:

@@ -12,10 +12,10 @@ from gateway.errors import Conflict, ParseCode
 from gateway.policy.acl import flatten
 from gateway.policy.rules import record_acl
 from gateway.store.ids import new_object_id
-from gateway.store.models import User
+from gateway.store.models import User, table_of
 from gateway.store.objects import now
 
-_users = User.__table__
+_users = table_of(User)
 
 
 async def ensure_unique(conn: AsyncConnection, username: str, email: str | None) -> None:

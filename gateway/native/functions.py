@@ -18,7 +18,7 @@ from gateway.native.dispatch import route
 from gateway.native.request import NativeRequest
 from gateway.policy.principal import Principal
 from gateway.records import activation
-from gateway.store.models import AuditLog, PatientProfile
+from gateway.store.models import AuditLog, PatientProfile, table_of
 
 CloudFunction = Callable[[NativeContext, Principal, dict[str, Any]], Awaitable[Any]]
 
@@ -76,8 +76,8 @@ async def my_access_log(ctx: NativeContext, principal: Principal, params: dict[s
     """Who touched my records, newest first, in plain terms (no hashes, no internal ids of others)."""
     if not principal.is_user:
         raise ScriptFailed("Sign in to see your access history.")
-    patients = PatientProfile.__table__
-    log = AuditLog.__table__
+    patients = table_of(PatientProfile)
+    log = table_of(AuditLog)
     async with ctx.db.read() as conn:
         mine = (await conn.execute(select(patients.c.objectId).where(patients.c.user == principal.user_id))).first()
         if mine is None:

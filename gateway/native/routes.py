@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, Router, route
+from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 
@@ -104,7 +105,7 @@ def build_router() -> Router:
             handlers.append(
                 route(
                     _litestar_path(pattern),
-                    http_method=[method],
+                    http_method=[HttpMethod(method)],
                     operation_id=_operation_id(method, pattern),
                     tags=[f"parse:{tag}"],
                     summary=f"{method} /parse/{pattern}",

@@ -17,7 +17,7 @@ from gateway.native.dispatch import route
 from gateway.native.request import AppUnauthorized, NativeRequest
 from gateway.policy.clp import Op
 from gateway.store.classes import CLASSES, ClassSpec, FieldType
-from gateway.store.models import SchemaCLP
+from gateway.store.models import SchemaCLP, table_of
 
 CLP_KEYS = frozenset({op.value for op in Op} | {"protectedFields", "readUserFields", "writeUserFields"})
 
@@ -94,8 +94,8 @@ async def update_schema(ctx: NativeContext, req: NativeRequest, params: dict[str
     if clp is not None:
         _validate_clp(clp)
         async with ctx.db.write() as conn:
-            await conn.execute(delete(SchemaCLP.__table__).where(SchemaCLP.__table__.c.className == spec.name))
-            await conn.execute(insert(SchemaCLP.__table__), {"className": spec.name, "classLevelPermissions": clp})
+            await conn.execute(delete(table_of(SchemaCLP)).where(table_of(SchemaCLP).c.className == spec.name))
+            await conn.execute(insert(table_of(SchemaCLP)), {"className": spec.name, "classLevelPermissions": clp})
         ctx.records.invalidate_clps()
     return NativeResponse(await _schema(ctx, spec))
 

@@ -23,10 +23,10 @@ from gateway.native.encode import to_json
 from gateway.native.request import NativeRequest
 from gateway.policy.principal import Principal, PrincipalKind
 from gateway.store.classes import CLASSES
-from gateway.store.models import User
+from gateway.store.models import User, table_of
 from gateway.store.objects import get_record
 
-_users = User.__table__
+_users = table_of(User)
 USER = CLASSES["_User"]
 SIGNUP_FIELDS = frozenset({"username", "password", "email"})
 MAX_USERNAME = 255

@@ -135,10 +135,7 @@ def check_writable(class_name: str, keys: set[str], relation: Relation, *, creat
             allowed = table.get(Relation.CARE_TEAM, frozenset())
     if creating:
         allowed = allowed | _CREATE_EXTRA.get((class_name, relation), frozenset())
-    if _ALL in allowed:
-        refused = set()
-    else:
-        refused = keys - allowed
+    refused = set() if _ALL in allowed else keys - allowed
     if not creating:
         refused |= keys & _CREATE_ONLY.get(class_name, frozenset())
     if refused:

@@ -22,7 +22,8 @@ from gateway.store.classes import PATIENT_SCOPED, ClassSpec
 def perm_overlap(column: ColumnElement[object], perms: frozenset[str], dialect: str) -> ColumnElement[bool]:
     keys = sorted(perms)
     if dialect == "postgresql":
-        return type_coerce(column, JSONB).has_any(array(keys))
+        overlap: ColumnElement[bool] = type_coerce(column, JSONB).has_any(array(keys))
+        return overlap
     each = sa_func.json_each(column).table_valued("value")
     return exists(select(literal_column("1")).select_from(each).where(each.c.value.in_(keys)))
 

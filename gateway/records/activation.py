@@ -22,15 +22,15 @@ from gateway.policy.rules import PatientLink
 from gateway.records import links
 from gateway.records.service import Records
 from gateway.store.classes import CLASSES
-from gateway.store.models import PatientProfile, PortalActivation
+from gateway.store.models import PatientProfile, PortalActivation, table_of
 from gateway.store.objects import get_record, now, update_record
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 MAX_FAILURES = 5
 FAILED = "Invalid or expired activation code, or the date of birth does not match."
 
-_codes = PortalActivation.__table__
-_patients = PatientProfile.__table__
+_codes = table_of(PortalActivation)
+_patients = table_of(PatientProfile)
 
 
 def _digest(code: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import RowMapping, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.auth import roles
@@ -18,12 +18,12 @@ from gateway.policy.acl import flatten
 from gateway.policy.principal import Principal, Role
 from gateway.policy.rules import PatientLink, care_team_role, record_acl
 from gateway.store.classes import CLASSES, PATIENT_SCOPED
-from gateway.store.models import CareTeam, PatientProfile, ProviderProfile
+from gateway.store.models import CareTeam, PatientProfile, ProviderProfile, table_of
 from gateway.store.objects import set_acl
 
-_patients = PatientProfile.__table__
-_providers = ProviderProfile.__table__
-_care = CareTeam.__table__
+_patients = table_of(PatientProfile)
+_providers = table_of(ProviderProfile)
+_care = table_of(CareTeam)
 
 
 async def patient_link(conn: AsyncConnection, patient_id: str) -> PatientLink | None:
@@ -41,8 +41,8 @@ async def link_for(conn: AsyncConnection, class_name: str, record: Mapping[str, 
     return None
 
 
-def acl_columns(class_name: str, record: Mapping[str, Any], link: PatientLink | None) -> dict[str, Any]:
-    acl = record_acl(class_name, record, link)
+def acl_columns(class_name: str, record: Mapping[str, Any] | RowMapping, link: PatientLink | None) -> dict[str, Any]:
+    acl = record_acl(class_name, dict(record), link)
     rperm, wperm = flatten(acl)
     return {"ACL": acl, "_rperm": rperm, "_wperm": wperm}
 

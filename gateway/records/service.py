@@ -32,7 +32,7 @@ from gateway.store import hotpath
 from gateway.store.classes import CLASSES, ClassSpec, FieldType
 from gateway.store.database import Database
 from gateway.store.ids import new_object_id
-from gateway.store.models import SchemaCLP
+from gateway.store.models import SchemaCLP, table_of
 from gateway.store.objects import (
     Record,
     delete_record,
@@ -83,7 +83,7 @@ class Records:
 
     async def stored_clps(self, conn: AsyncConnection) -> dict[str, dict[str, Any]]:
         if self._clp_cache is None:
-            rows = await conn.execute(select(SchemaCLP.__table__))
+            rows = await conn.execute(select(table_of(SchemaCLP)))
             self._clp_cache = {r.className: dict(r.classLevelPermissions) for r in rows}
         return self._clp_cache
 

@@ -70,7 +70,7 @@ class ClassSpec:
 
     @property
     def pk(self) -> Column[str]:
-        return self.table.c.objectId  # type: ignore[no-any-return]
+        return self.table.c.objectId
 
     def field(self, name: str) -> FieldSpec | None:
         return self.fields.get(name)

@@ -6,9 +6,9 @@ readers use deferred transactions and, under WAL, never wait for writers.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-import sqlite3
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Result, text

@@ -14,20 +14,20 @@ from functools import cache
 from typing import Any
 
 import msgspec
-from sqlalchemy import Boolean, ColumnElement, Select, bindparam, select
+from sqlalchemy import JSON, Boolean, ColumnElement, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.classes import ClassSpec
 from gateway.store.database import InlineConnection
-from gateway.store.models import PatientProfile, Session, User
-from gateway.store.types import JSONType, UTCDateTime
+from gateway.store.models import PatientProfile, Session, User, table_of
+from gateway.store.types import UTCDateTime
 
 Row = dict[str, Any]
 Converter = Callable[[Any], Any]
 
-_sessions = Session.__table__
-_users = User.__table__
-_patients = PatientProfile.__table__
+_sessions = table_of(Session)
+_users = table_of(User)
+_patients = table_of(PatientProfile)
 
 
 def _to_datetime(value: Any) -> datetime | None:
@@ -55,11 +55,7 @@ def _converter(column: ColumnElement[Any]) -> Converter:
         return _to_datetime
     if isinstance(col_type, Boolean):
         return _to_bool
-    if (
-        col_type is JSONType
-        or type(col_type).__name__ in ("JSON", "Variant")
-        or (getattr(col_type, "impl", None) is not None and "JSON" in type(col_type.impl).__name__)
-    ):  # noqa: E501
+    if isinstance(col_type, JSON):
         return _to_json
     return _identity
 

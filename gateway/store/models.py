@@ -9,7 +9,7 @@ The Parse schema (``gateway.native.schema``) is derived from these declarations.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
@@ -17,6 +17,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -292,3 +293,8 @@ class PortalActivation(Base):
 
 
 metadata = Base.metadata
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a model, typed as a ``Table`` (``__table__`` is typed as a FromClause)."""
+    return cast(Table, model.__table__)

@@ -11,13 +11,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, RowMapping, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.errors import Conflict, Invalid, ParseCode
 from gateway.store.classes import ClassSpec, FieldType
-from gateway.store.models import Version
+from gateway.store.models import Version, table_of
 
 Record = dict[str, Any]
 
@@ -30,7 +30,7 @@ def now() -> datetime:
     return t.replace(microsecond=(t.microsecond // 1000) * 1000)
 
 
-def record_from_row(row: Mapping[str, Any], *, keep_internal: bool = False) -> Record:
+def record_from_row(row: Mapping[str, Any] | RowMapping, *, keep_internal: bool = False) -> Record:
     if keep_internal:
         return dict(row)
     return {k: v for k, v in row.items() if not k.startswith(INTERNAL_PREFIX)}
@@ -148,7 +148,7 @@ async def write_version(
         return
     data = {k: _jsonable(v) for k, v in record.items() if not k.startswith(INTERNAL_PREFIX)}
     await conn.execute(
-        insert(Version.__table__),
+        insert(table_of(Version)),
         {
             "className": spec.name,
             "objectId": record["objectId"],
