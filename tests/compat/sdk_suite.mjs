@@ -1,7 +1,7 @@
 // Compatibility suite: the official Parse JavaScript SDK (npm `parse`) against a live gateway.
 //
 // Environment: PARSE_SERVER_URL (e.g. http://127.0.0.1:8000/parse), PARSE_APP_ID, PARSE_MASTER_KEY,
-// optional COMPAT_ONLY (comma-separated substrings of check names to run).
+// optional COMPAT_ONLY (comma-separated substrings of check names to run); `--list` prints the check names.
 // Output: one JSON line per check, {"check": name, "ok": bool, "detail": ...}, then a summary line
 // {"summary": {...}}. Exit code 0 only when every check passed.
 //
@@ -15,19 +15,8 @@ import Parse from "parse/node"; // Parse 8 exports the Node build as `parse/node
 const SERVER_URL = process.env.PARSE_SERVER_URL;
 const APP_ID = process.env.PARSE_APP_ID;
 const MASTER_KEY = process.env.PARSE_MASTER_KEY;
-if (!SERVER_URL || !APP_ID || !MASTER_KEY) {
-  console.error("PARSE_SERVER_URL, PARSE_APP_ID and PARSE_MASTER_KEY must be set");
-  process.exit(2);
-}
+const LIST_ONLY = process.argv.includes("--list");
 const ONLY = (process.env.COMPAT_ONLY || "").split(",").map((s) => s.trim()).filter(Boolean);
-
-Parse.initialize(APP_ID);
-Parse.serverURL = SERVER_URL;
-Parse.masterKey = MASTER_KEY;
-Parse.User.enableUnsafeCurrentUser(); // Node has no browser storage: opt in to current() as the docs say
-// The SDK retries every 5xx five times with back-off; one attempt makes a 5xx visible at once
-// (the 5xx itself is a failure: the contract says a write must never answer 5xx).
-Parse.CoreManager.set("REQUEST_ATTEMPT_LIMIT", 1);
 
 const PASSWORD = "demo-pass-2026";
 const RUN = randomBytes(4).toString("hex");
@@ -75,8 +64,15 @@ async function expectParseError(promise, code, what = "request") {
   throw new Error(`${what}: expected Parse error ${code}, but it succeeded: ${JSON.stringify(value)}`);
 }
 
-async function check(name, fn) {
-  if (ONLY.length && !ONLY.some((s) => name.includes(s))) return;
+const CHECKS = [];
+
+// Registers a check; they run in registration order once every check is registered (see the end).
+function check(name, fn) {
+  if (CHECKS.some((c) => c.name === name)) throw new Error(`duplicate check name: ${name}`);
+  CHECKS.push({ name, fn });
+}
+
+async function runCheck(name, fn) {
   const started = Date.now();
   let line;
   try {
@@ -93,7 +89,7 @@ const SORTABLE = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
 
 // ------------------------------------------------------------------ users
 
-await check("user.logIn demo users", async () => {
+check("user.logIn demo users", async () => {
   for (const [key, email] of [
     ["alice", "alice@example.org"],
     ["bob", "bob@example.org"],
@@ -111,12 +107,12 @@ await check("user.logIn demo users", async () => {
   assert.equal(Parse.User.current().id, state.admin.id, "current() is the last user who logged in");
 });
 
-await check("user.logIn wrong password -> 101", async () => {
+check("user.logIn wrong password -> 101", async () => {
   await expectParseError(Parse.User.logIn("alice@example.org", "not-the-password"), 101, "bad password");
   await expectParseError(Parse.User.logIn(`nobody-${RUN}@example.org`, PASSWORD), 101, "unknown user");
 });
 
-await check("user.signUp", async () => {
+check("user.signUp", async () => {
   const user = new Parse.User();
   const email = `compat-${RUN}@example.org`;
   user.set("username", email);
@@ -132,13 +128,13 @@ await check("user.signUp", async () => {
   state.newbieEmail = email;
 });
 
-await check("user.signUp duplicate username -> 202", async () => {
+check("user.signUp duplicate username -> 202", async () => {
   const email = need("newbieEmail");
   const dup = new Parse.User({ username: email, password: "another-pass-1234" });
   await expectParseError(dup.signUp(), 202, "duplicate username");
 });
 
-await check("user.current / currentAsync", async () => {
+check("user.current / currentAsync", async () => {
   const alice = await Parse.User.logIn("alice@example.org", PASSWORD);
   state.alice = alice;
   const current = Parse.User.current();
@@ -150,7 +146,7 @@ await check("user.current / currentAsync", async () => {
   assert.equal(asyncCurrent.id, alice.id);
 });
 
-await check("user.become + /users/me", async () => {
+check("user.become + /users/me", async () => {
   const bob = need("bob");
   const user = await Parse.User.become(bob.getSessionToken());
   assert.equal(user.id, bob.id);
@@ -159,7 +155,7 @@ await check("user.become + /users/me", async () => {
   await expectParseError(Parse.User.become("r:0123456789abcdef0123456789abcdef"), 209, "become with a bogus token");
 });
 
-await check("user.fetch self", async () => {
+check("user.fetch self", async () => {
   const alice = need("alice");
   const copy = Parse.User.createWithoutData(alice.id);
   await copy.fetch(as(alice));
@@ -169,7 +165,7 @@ await check("user.fetch self", async () => {
   await expectParseError(Parse.User.createWithoutData(bob.id).fetch(as(alice)), 101, "alice fetches bob's _User");
 });
 
-await check("user.logOut revokes the session", async () => {
+check("user.logOut revokes the session", async () => {
   const user = await Parse.User.logIn("bob@example.org", PASSWORD);
   const token = user.getSessionToken();
   await Parse.User.logOut();
@@ -182,7 +178,7 @@ await check("user.logOut revokes the session", async () => {
   assert.equal(me.id, bob.id);
 });
 
-await check("session.current", async () => {
+check("session.current", async () => {
   const alice = need("alice");
   await Parse.User.become(alice.getSessionToken());
   const session = await Parse.Session.current();
@@ -192,7 +188,7 @@ await check("session.current", async () => {
 
 // ------------------------------------------------------------------ lookups (master key)
 
-await check("master key: find demo profiles", async () => {
+check("master key: find demo profiles", async () => {
   const profiles = await new Parse.Query("PatientProfile")
     .containedIn("medicalRecordNumber", ["DEMO-0001", "DEMO-0002"])
     .find(MASTER);
@@ -211,7 +207,7 @@ await check("master key: find demo profiles", async () => {
 
 // ------------------------------------------------------------------ objects
 
-await check("object.save PatientProfile as provider (date string, pointer array)", async () => {
+check("object.save PatientProfile as provider (date string, pointer array)", async () => {
   const smith = need("smith");
   const patient = new Parse.Object("PatientProfile");
   patient.set({
@@ -233,7 +229,7 @@ await check("object.save PatientProfile as provider (date string, pointer array)
   state.newPatient = patient;
 });
 
-await check("object ACL from server: role and user permissions", async () => {
+check("object ACL from server: role and user permissions", async () => {
   const smith = need("smith");
   const profile = await fetchAs("PatientProfile", need("aliceProfile").id, smith);
   const acl = profile.getACL();
@@ -247,7 +243,7 @@ await check("object ACL from server: role and user permissions", async () => {
   return { acl: acl.toJSON() };
 });
 
-await check("object.save client ACL cannot widen access", async () => {
+check("object.save client ACL cannot widen access", async () => {
   const smith = need("smith");
   const plan = new Parse.Object("TreatmentPlan");
   plan.set("patient", need("newPatient"));
@@ -266,7 +262,7 @@ await check("object.save client ACL cannot widen access", async () => {
   state.plan = plan;
 });
 
-await check("object.save LabResult with pointers and dates (preliminary hidden from patient)", async () => {
+check("object.save LabResult with pointers and dates (preliminary hidden from patient)", async () => {
   const smith = need("smith");
   const effectiveAt = new Date(Date.UTC(2026, 0, 15, 8, 30, 0, 123));
   const lab = new Parse.Object("LabResult");
@@ -302,7 +298,7 @@ await check("object.save LabResult with pointers and dates (preliminary hidden f
   state.lab = lab;
 });
 
-await check("object.save update publishes: patient sees it only when final", async () => {
+check("object.save update publishes: patient sees it only when final", async () => {
   const [smith, alice, lab] = need("smith", "alice", "lab");
   lab.set("status", "final");
   await lab.save(null, as(smith));
@@ -314,7 +310,7 @@ await check("object.save update publishes: patient sees it only when final", asy
   await expectParseError(fetchAs("LabResult", lab.id, need("jones")), 101, "dr.jones reads alice's result");
 });
 
-await check("object field ops: add/addUnique/remove/unset", async () => {
+check("object field ops: add/addUnique/remove/unset", async () => {
   const [smith, lab] = need("smith", "lab");
   const obj = Parse.Object.extend("LabResult").createWithoutData(lab.id);
   // the SDK cannot merge different array ops on one key in one save: one op per save
@@ -336,7 +332,7 @@ await check("object field ops: add/addUnique/remove/unset", async () => {
   assert.ok(fetched.get("version") >= 2, `version counts changes (got ${fetched.get("version")})`);
 });
 
-await check("object.fetchWithInclude dotted pointer", async () => {
+check("object.fetchWithInclude dotted pointer", async () => {
   const [alice, lab] = need("alice", "lab");
   const obj = new Parse.Object("LabResult", { objectId: lab.id });
   await obj.fetchWithInclude(["patient.user", "orderedBy"], as(alice));
@@ -345,7 +341,7 @@ await check("object.fetchWithInclude dotted pointer", async () => {
   assert.equal(obj.get("orderedBy").get("displayName"), "Dr. Sarah Smith");
 });
 
-await check("object.save Message by the patient: participants only", async () => {
+check("object.save Message by the patient: participants only", async () => {
   const [alice, smith, jones, aliceProfile] = need("alice", "smith", "jones", "aliceProfile");
   const msg = new Parse.Object("Message");
   // `from` is server-set to the caller (sending it is refused with 119 as mass assignment)
@@ -362,7 +358,7 @@ await check("object.save Message by the patient: participants only", async () =>
   state.message = msg;
 });
 
-await check("object.save for another patient is refused", async () => {
+check("object.save for another patient is refused", async () => {
   const [alice, bobProfile, smith] = need("alice", "bobProfile", "smith");
   const msg = new Parse.Object("Message");
   msg.set({ patient: bobProfile, to: need("jones"), body: "not mine" });
@@ -380,7 +376,7 @@ await check("object.save for another patient is refused", async () => {
   return { code: refused.code };
 });
 
-await check("object.saveAll / destroyAll via /batch (Appointment dates)", async () => {
+check("object.saveAll / destroyAll via /batch (Appointment dates)", async () => {
   const [smith, patient] = need("smith", "newPatient");
   const start = new Date(Date.UTC(2026, 11, 1, 9, 0, 0));
   const appts = [0, 1].map((i) => {
@@ -403,7 +399,7 @@ await check("object.saveAll / destroyAll via /batch (Appointment dates)", async 
   state.appointments = appts;
 });
 
-await check("object.destroy", async () => {
+check("object.destroy", async () => {
   const [smith, appts] = need("smith", "appointments");
   await appts[0].destroy(as(smith));
   await expectParseError(fetchAs("Appointment", appts[0].id, smith), 101, "get after destroy");
@@ -412,19 +408,19 @@ await check("object.destroy", async () => {
   assert.equal(left, 0);
 });
 
-await check("object.destroy by another provider -> 101", async () => {
+check("object.destroy by another provider -> 101", async () => {
   const [jones, lab] = need("jones", "lab");
   await expectParseError(new Parse.Object("LabResult", { objectId: lab.id }).destroy(as(jones)), 101, "dr.jones destroys");
 });
 
-await check("object.save unknown class / unknown field -> 119", async () => {
+check("object.save unknown class / unknown field -> 119", async () => {
   const smith = need("smith");
   await expectParseError(new Parse.Object(`Compat${RUN}`).save({ x: 1 }, as(smith)), 119, "unknown class");
   const p = new Parse.Object("PatientProfile", { objectId: need("newPatient").id });
   await expectParseError(p.save({ notAField: 1 }, as(smith)), 119, "unknown field");
 });
 
-await check("AuditLog is read-only even for the master key", async () => {
+check("AuditLog is read-only even for the master key", async () => {
   const entry = new Parse.Object("AuditLog");
   entry.set({ action: "create", summary: "forged" });
   let failed = false;
@@ -439,7 +435,7 @@ await check("AuditLog is read-only even for the master key", async () => {
 
 // ------------------------------------------------------------------ queries
 
-await check("query security: alice's LabResult find returns only her published results", async () => {
+check("query security: alice's LabResult find returns only her published results", async () => {
   const alice = need("alice");
   const labs = await new Parse.Query("LabResult").limit(1000).find(as(alice));
   assert.ok(labs.length >= 7, `alice sees her published results (got ${labs.length})`);
@@ -454,7 +450,7 @@ await check("query security: alice's LabResult find returns only her published r
   return { count: labs.length };
 });
 
-await check("query security: where on another patient's pointer returns nothing", async () => {
+check("query security: where on another patient's pointer returns nothing", async () => {
   const [alice, bobProfile] = need("alice", "bobProfile");
   const q = new Parse.Query("LabResult").equalTo("patient", bobProfile);
   assert.equal((await q.find(as(alice))).length, 0);
@@ -464,7 +460,7 @@ await check("query security: where on another patient's pointer returns nothing"
   assert.deepEqual(ids(profiles), [need("aliceProfile").id], "alice sees only her own profile");
 });
 
-await check("query security: dr.jones cannot get alice's PatientProfile -> 101", async () => {
+check("query security: dr.jones cannot get alice's PatientProfile -> 101", async () => {
   const [jones, aliceProfile] = need("jones", "aliceProfile");
   await expectParseError(new Parse.Query("PatientProfile").get(aliceProfile.id, as(jones)), 101, "dr.jones get");
   await expectParseError(fetchAs("PatientProfile", aliceProfile.id, jones), 101, "dr.jones fetch");
@@ -474,7 +470,7 @@ await check("query security: dr.jones cannot get alice's PatientProfile -> 101",
 
 // Constraint checks compare the server's answer with the same filter evaluated here on alice's results.
 function constraintCheck(name, build, predicate) {
-  return check(`query.${name}`, async () => {
+  check(`query.${name}`, async () => {
     const [alice, all] = need("alice", "aliceLabs");
     const q = build(new Parse.Query("LabResult"), all);
     const got = await q.limit(1000).find(as(alice));
@@ -490,50 +486,50 @@ const middleDate = (all) => {
   return new Date(dates[Math.floor(dates.length / 2)]);
 };
 
-await constraintCheck("equalTo", (q) => q.equalTo("testCode", "2345-7"), (o) => o.get("testCode") === "2345-7");
-await constraintCheck("notEqualTo", (q) => q.notEqualTo("testCode", "2345-7"), (o) => o.get("testCode") !== "2345-7");
-await constraintCheck(
+constraintCheck("equalTo", (q) => q.equalTo("testCode", "2345-7"), (o) => o.get("testCode") === "2345-7");
+constraintCheck("notEqualTo", (q) => q.notEqualTo("testCode", "2345-7"), (o) => o.get("testCode") !== "2345-7");
+constraintCheck(
   "containedIn",
   (q) => q.containedIn("testCode", codes().slice(0, 2)),
   (o) => codes().slice(0, 2).includes(o.get("testCode")),
 );
-await constraintCheck(
+constraintCheck(
   "notContainedIn",
   (q) => q.notContainedIn("testCode", codes().slice(0, 2)),
   (o) => !codes().slice(0, 2).includes(o.get("testCode")),
 );
-await constraintCheck(
+constraintCheck(
   "lessThan (Date)",
   (q, all) => q.lessThan("effectiveAt", middleDate(all)),
   (o, all) => o.get("effectiveAt") < middleDate(all),
 );
-await constraintCheck(
+constraintCheck(
   "lessThanOrEqualTo (Date)",
   (q, all) => q.lessThanOrEqualTo("effectiveAt", middleDate(all)),
   (o, all) => o.get("effectiveAt") <= middleDate(all),
 );
-await constraintCheck(
+constraintCheck(
   "greaterThan (Date)",
   (q, all) => q.greaterThan("effectiveAt", middleDate(all)),
   (o, all) => o.get("effectiveAt") > middleDate(all),
 );
-await constraintCheck(
+constraintCheck(
   "greaterThanOrEqualTo (Date)",
   (q, all) => q.greaterThanOrEqualTo("effectiveAt", middleDate(all)),
   (o, all) => o.get("effectiveAt") >= middleDate(all),
 );
-await constraintCheck(
+constraintCheck(
   "greaterThan/lessThan (number: version)",
   (q) => q.greaterThan("version", 1).lessThanOrEqualTo("version", 100),
   (o) => o.get("version") > 1 && o.get("version") <= 100,
 );
-await constraintCheck("exists", (q) => q.exists("notes"), (o) => o.get("notes") !== undefined && o.get("notes") !== null);
-await constraintCheck(
+constraintCheck("exists", (q) => q.exists("notes"), (o) => o.get("notes") !== undefined && o.get("notes") !== null);
+constraintCheck(
   "doesNotExist",
   (q) => q.doesNotExist("notes"),
   (o) => o.get("notes") === undefined || o.get("notes") === null,
 );
-await constraintCheck(
+constraintCheck(
   "Parse.Query.or",
   () =>
     Parse.Query.or(
@@ -542,7 +538,7 @@ await constraintCheck(
     ),
   (o) => o.get("testCode") === "2345-7" || o.get("status") === "corrected",
 );
-await constraintCheck(
+constraintCheck(
   "Parse.Query.and",
   (q, all) =>
     Parse.Query.and(
@@ -552,13 +548,13 @@ await constraintCheck(
   (o) => o.get("testCode") !== "2345-7",
 );
 
-await constraintCheck(
+constraintCheck(
   "startsWith ($regex)",
   (q) => q.startsWith("testName", "Hemoglobin"),
   (o) => (o.get("testName") || "").startsWith("Hemoglobin"),
 );
 
-await check("query.matchesQuery / doesNotMatchQuery", async () => {
+check("query.matchesQuery / doesNotMatchQuery", async () => {
   const smith = need("smith");
   const all = await new Parse.Query("LabResult").include("patient").limit(1000).find(as(smith));
   assert.ok(all.length > 0);
@@ -575,7 +571,7 @@ await check("query.matchesQuery / doesNotMatchQuery", async () => {
   return { matched: matched.length, notMatched: notMatched.length };
 });
 
-await check("query.ascending / descending", async () => {
+check("query.ascending / descending", async () => {
   const [alice, all] = need("alice", "aliceLabs");
   const asc = await new Parse.Query("LabResult").ascending("effectiveAt").find(as(alice));
   const desc = await new Parse.Query("LabResult").descending("effectiveAt").find(as(alice));
@@ -590,7 +586,7 @@ await check("query.ascending / descending", async () => {
   assert.deepEqual(multi.map((o) => o.id), expected.map((o) => o.id));
 });
 
-await check("query.limit / skip", async () => {
+check("query.limit / skip", async () => {
   const [alice, all] = need("alice", "aliceLabs");
   const order = [...all].sort((a, b) => a.get("effectiveAt") - b.get("effectiveAt")).map((o) => o.id);
   const page = await new Parse.Query("LabResult").ascending("effectiveAt").skip(2).limit(3).find(as(alice));
@@ -603,7 +599,7 @@ await check("query.limit / skip", async () => {
   assert.equal(clamped.length, order.length, "a limit above the max is clamped, not refused");
 });
 
-await check("query.select", async () => {
+check("query.select", async () => {
   const alice = need("alice");
   const rows = await new Parse.Query("LabResult").select("testCode", "effectiveAt").find(as(alice));
   assert.ok(rows.length > 0);
@@ -615,7 +611,7 @@ await check("query.select", async () => {
   }
 });
 
-await check("query.include (pointer and dotted path patient.user)", async () => {
+check("query.include (pointer and dotted path patient.user)", async () => {
   const alice = need("alice");
   const rows = await new Parse.Query("LabResult").include("orderedBy").include("patient.user").find(as(alice));
   assert.ok(rows.length > 0);
@@ -626,7 +622,7 @@ await check("query.include (pointer and dotted path patient.user)", async () => 
   }
 });
 
-await check("query.include never returns an unreadable object", async () => {
+check("query.include never returns an unreadable object", async () => {
   const smith = need("smith");
   // dr.smith may read alice's profile but not alice's _User row: the pointer stays a bare pointer.
   const rows = await new Parse.Query("LabResult")
@@ -641,13 +637,13 @@ await check("query.include never returns an unreadable object", async () => {
   }
 });
 
-await check("query.count", async () => {
+check("query.count", async () => {
   const [alice, all] = need("alice", "aliceLabs");
   assert.equal(await new Parse.Query("LabResult").count(as(alice)), all.length);
   assert.equal(await new Parse.Query("LabResult").equalTo("testCode", "2345-7").count(as(alice)), 1);
 });
 
-await check("query.withCount / each", async () => {
+check("query.withCount / each", async () => {
   const [alice, all] = need("alice", "aliceLabs");
   const page = await new Parse.Query("LabResult").withCount().limit(2).find(as(alice));
   assert.equal(page.count, all.length);
@@ -657,7 +653,7 @@ await check("query.withCount / each", async () => {
   assert.deepEqual(seen.sort(), ids(all));
 });
 
-await check("query.first", async () => {
+check("query.first", async () => {
   const [alice, all] = need("alice", "aliceLabs");
   const latest = await new Parse.Query("LabResult").descending("effectiveAt").first(as(alice));
   const expected = [...all].sort((a, b) => b.get("effectiveAt") - a.get("effectiveAt"))[0];
@@ -665,14 +661,14 @@ await check("query.first", async () => {
   assert.equal(await new Parse.Query("LabResult").equalTo("testCode", "no-such-code").first(as(alice)), undefined);
 });
 
-await check("query.get", async () => {
+check("query.get", async () => {
   const [alice, all] = need("alice", "aliceLabs");
   const one = await new Parse.Query("LabResult").get(all[0].id, as(alice));
   assert.equal(one.id, all[0].id);
   await expectParseError(new Parse.Query("LabResult").get("doesNotExist0", as(alice)), 101, "get unknown id");
 });
 
-await check("query on ProviderProfile directory as a patient", async () => {
+check("query on ProviderProfile directory as a patient", async () => {
   const alice = need("alice");
   const providers = await new Parse.Query("ProviderProfile").ascending("displayName").find(as(alice));
   assert.ok(providers.length >= 2);
@@ -682,7 +678,7 @@ await check("query on ProviderProfile directory as a patient", async () => {
   );
 });
 
-await check("query without a session on a sign-in class -> 101 or empty", async () => {
+check("query without a session on a sign-in class -> 101 or empty", async () => {
   // make a throwaway session current and log it out, so no other check's session is revoked
   await Parse.User.logIn("bob@example.org", PASSWORD);
   await Parse.User.logOut();
@@ -697,7 +693,7 @@ await check("query without a session on a sign-in class -> 101 or empty", async 
 
 // ------------------------------------------------------------------ cloud functions
 
-await check("Parse.Cloud.run myAccessLog", async () => {
+check("Parse.Cloud.run myAccessLog", async () => {
   const alice = need("alice");
   const log = await Parse.Cloud.run("myAccessLog", {}, as(alice));
   assert.ok(Array.isArray(log), "an array");
@@ -709,11 +705,11 @@ await check("Parse.Cloud.run myAccessLog", async () => {
   return { entries: log.length };
 });
 
-await check("Parse.Cloud.run unknown function -> 141", async () => {
+check("Parse.Cloud.run unknown function -> 141", async () => {
   await expectParseError(Parse.Cloud.run(`noSuchFunction${RUN}`, {}, as(need("alice"))), 141, "unknown function");
 });
 
-await check("Parse.Cloud.run issuePortalActivation (staff only)", async () => {
+check("Parse.Cloud.run issuePortalActivation (staff only)", async () => {
   const [smith, patient] = need("smith", "newPatient");
   await expectParseError(
     Parse.Cloud.run("issuePortalActivation", { patientId: patient.id }, as(need("jones"))),
@@ -733,7 +729,7 @@ await check("Parse.Cloud.run issuePortalActivation (staff only)", async () => {
   state.activationCode = issued.code;
 });
 
-await check("Parse.Cloud.run activatePortal (wrong DOB -> 141, then success, then reuse -> 141)", async () => {
+check("Parse.Cloud.run activatePortal (wrong DOB -> 141, then success, then reuse -> 141)", async () => {
   const [code, patient] = need("activationCode", "newPatient");
   const user = new Parse.User();
   const email = `activate-${RUN}@example.org`;
@@ -763,7 +759,7 @@ await check("Parse.Cloud.run activatePortal (wrong DOB -> 141, then success, the
   state.activated = user;
 });
 
-await check("activated patient: own records visible, draft plan hidden", async () => {
+check("activated patient: own records visible, draft plan hidden", async () => {
   const [user, plan] = need("activated", "plan");
   await expectParseError(fetchAs("TreatmentPlan", plan.id, user), 101, "draft plan");
   const plans = await new Parse.Query("TreatmentPlan").find(as(user));
@@ -774,7 +770,7 @@ await check("activated patient: own records visible, draft plan hidden", async (
 
 // ------------------------------------------------------------------ roles
 
-await check("Parse.Role: non-admin cannot create a role", async () => {
+check("Parse.Role: non-admin cannot create a role", async () => {
   const acl = new Parse.ACL();
   acl.setPublicReadAccess(true);
   const role = new Parse.Role(`compat-forbidden-${RUN}`, acl);
@@ -788,7 +784,7 @@ await check("Parse.Role: non-admin cannot create a role", async () => {
   assert.ok(failed, "a patient must not create roles");
 });
 
-await check("Parse.Role: master key creates a role and adds a user", async () => {
+check("Parse.Role: master key creates a role and adds a user", async () => {
   const newbie = need("newbie");
   const acl = new Parse.ACL();
   acl.setPublicReadAccess(false);
@@ -806,7 +802,7 @@ await check("Parse.Role: master key creates a role and adds a user", async () =>
   state.role = role;
 });
 
-await check("Parse.Role: role ACL lets members read the role, not others", async () => {
+check("Parse.Role: role ACL lets members read the role, not others", async () => {
   const [role, newbie, bob] = need("role", "newbie", "bob");
   const asMember = await new Parse.Query(Parse.Role).equalTo("name", role.getName()).find(as(newbie));
   assert.deepEqual(ids(asMember), [role.id], "member reads its role");
@@ -814,7 +810,7 @@ await check("Parse.Role: role ACL lets members read the role, not others", async
   assert.equal(asOther.length, 0, "non-member does not see the role");
 });
 
-await check("Parse.Role: care-team role grants the provider access", async () => {
+check("Parse.Role: care-team role grants the provider access", async () => {
   const [smith, aliceProfile] = need("smith", "aliceProfile");
   const roles = await new Parse.Query(Parse.Role).equalTo("name", `careTeam_${aliceProfile.id}`).find(as(smith));
   assert.equal(roles.length, 1, "dr.smith sees alice's care-team role");
@@ -824,7 +820,7 @@ await check("Parse.Role: care-team role grants the provider access", async () =>
   assert.ok(profile.getACL().getRoleReadAccess(roles[0]), "profile ACL names the role");
 });
 
-await check("Parse.Role: remove user from role", async () => {
+check("Parse.Role: remove user from role", async () => {
   const [role, newbie] = need("role", "newbie");
   role.getUsers().remove(newbie);
   await role.save(null, MASTER);
@@ -834,7 +830,28 @@ await check("Parse.Role: remove user from role", async () => {
   assert.equal(asFormer.length, 0, "former member no longer reads the role");
 });
 
-// ------------------------------------------------------------------ summary
+// ------------------------------------------------------------------ run
+
+if (LIST_ONLY) {
+  for (const { name } of CHECKS) console.log(JSON.stringify({ check: name }));
+  process.exit(0);
+}
+if (!SERVER_URL || !APP_ID || !MASTER_KEY) {
+  console.error("PARSE_SERVER_URL, PARSE_APP_ID and PARSE_MASTER_KEY must be set");
+  process.exit(2);
+}
+Parse.initialize(APP_ID);
+Parse.serverURL = SERVER_URL;
+Parse.masterKey = MASTER_KEY;
+Parse.User.enableUnsafeCurrentUser(); // Node has no browser storage: opt in to current() as the docs say
+// The SDK retries every 5xx five times with back-off; one attempt makes a 5xx visible at once
+// (the 5xx itself is a failure: the contract says a write must never answer 5xx).
+Parse.CoreManager.set("REQUEST_ATTEMPT_LIMIT", 1);
+
+for (const { name, fn } of CHECKS) {
+  if (ONLY.length && !ONLY.some((s) => name.includes(s))) continue;
+  await runCheck(name, fn);
+}
 
 const failed = results.filter((r) => !r.ok);
 console.log(
