@@ -696,6 +696,10 @@ check("query without a session on a sign-in class -> 101 or empty", async () => 
 check("Parse.Cloud.run myAccessLog", async () => {
   const alice = need("alice");
   const log = await Parse.Cloud.run("myAccessLog", {}, as(alice));
+  // the same call with the session taken implicitly from Parse.User.current()
+  await Parse.User.become(alice.getSessionToken());
+  const implicit = await Parse.Cloud.run("myAccessLog");
+  assert.ok(Array.isArray(implicit) && implicit.length >= log.length, "current user's session is sent");
   assert.ok(Array.isArray(log), "an array");
   assert.ok(log.length > 0, "alice has access history (her records were written)");
   for (const entry of log) {
@@ -828,6 +832,24 @@ check("Parse.Role: remove user from role", async () => {
   assert.equal(members.length, 0);
   const asFormer = await new Parse.Query(Parse.Role).equalTo("name", role.getName()).find(as(newbie));
   assert.equal(asFormer.length, 0, "former member no longer reads the role");
+});
+
+// ------------------------------------------------------------------ schemas (master key)
+
+check("Parse.Schema.all / get (master key)", async () => {
+  const all = await Parse.Schema.all();
+  const names = all.map((c) => c.className);
+  for (const c of ["_User", "_Role", "_Session", "PatientProfile", "ProviderProfile", "LabResult", "TreatmentPlan",
+    "Message", "Appointment", "AuditLog"]) {
+    assert.ok(names.includes(c), `schema lists ${c}`);
+  }
+  const lab = await new Parse.Schema("LabResult").get();
+  assert.equal(lab.className, "LabResult");
+  assert.deepEqual(lab.fields.patient, { type: "Pointer", targetClass: "PatientProfile", ...(lab.fields.patient.required === undefined ? {} : { required: lab.fields.patient.required }) });
+  assert.equal(lab.fields.effectiveAt.type, "Date");
+  assert.equal(lab.fields.ACL.type, "ACL");
+  assert.ok(lab.classLevelPermissions, "CLPs present");
+  return { classes: names.length };
 });
 
 // ------------------------------------------------------------------ run
