@@ -75,4 +75,5 @@ def create_app(settings: Settings, *, db: Database | None = None) -> Litestar:
         on_shutdown=[close_db],
         exception_handlers={NotFoundException: _not_found},
         debug=False,
+        logging_config=None,
     )

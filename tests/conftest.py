@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store.engine import create_engine
 
+pytest_plugins = ["tests.api_support"]
+
 PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 _TEMPLATE_DIR = Path(tempfile.mkdtemp(prefix="gateway-templates-"))

@@ -8,7 +8,10 @@ a POST whose body names the real method (``_method``). Errors render as Parse's
 from __future__ import annotations
 
 import logging
+import traceback
+import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -67,10 +70,21 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
 
 
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    request_id = request.headers.get("x-parse-request-id") or ""
-    log.error("unhandled error in %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
+    """500 with a correlation id only; the log names the error type and code location, never its
+    message (driver errors quote SQL parameters, i.e. health data: catalog H02)."""
+    request_id = request.headers.get("x-parse-request-id") or request.headers.get("x-request-id") or uuid.uuid4().hex
+    frames = traceback.extract_tb(exc.__traceback__)[-3:]
+    where = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in reversed(frames))
+    log.error(
+        "unhandled %s in %s %s at %s (request %s)",
+        type(exc).__name__,
+        request.method,
+        request.url.path,
+        where,
+        request_id,
+    )
     return error_response(
-        500, parse_error_body(ParseCode.INTERNAL_SERVER_ERROR, f"Internal server error. {request_id}".strip())
+        500, parse_error_body(ParseCode.INTERNAL_SERVER_ERROR, f"Internal server error. Request id: {request_id}")
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.api.conftest import Api, pointer
+from tests.api_support import Api, pointer
 
 
 async def _new_patient(demo: Api, mrn: str = "NEW-0001", dob: str = "1990-05-06") -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import APP_ID, Api, pointer
+from tests.api_support import APP_ID, Api, pointer
 
 
 async def test_batch_entries_are_authorized_one_by_one(demo: Api) -> None:
@@ -77,7 +77,7 @@ async def test_body_limit_is_a_clean_413(database_url: str) -> None:
     from litestar.testing import AsyncTestClient
 
     from gateway.app import create_app
-    from tests.api.conftest import make_settings
+    from tests.api_support import make_settings
 
     app = create_app(make_settings(database_url, max_body_bytes=1024))
     async with AsyncTestClient(app) as client:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import Api, pointer
+from tests.api_support import Api, pointer
 
 
 async def _lab(demo: Api, who: str = "smith", **fields: Any) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import APP_ID, Api
+from tests.api_support import APP_ID, Api
 
 
 async def test_signup_login_me_logout_round_trip(api: Api) -> None:
