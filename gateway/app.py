@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 
 from gateway import __version__
 from gateway.auth.passwords import Passwords
@@ -70,6 +71,19 @@ def create_app(settings: Settings, *, db: Database | None = None) -> Litestar:
             version=__version__,
             description="Parse-compatible class API, FHIR R4 and HL7v2 doors over one store.",
             path="/schema",
+            components=Components(
+                security_schemes={
+                    "parseApplicationId": SecurityScheme(
+                        type="apiKey", name="X-Parse-Application-Id", security_scheme_in="header"
+                    ),
+                    "parseSessionToken": SecurityScheme(
+                        type="apiKey", name="X-Parse-Session-Token", security_scheme_in="header"
+                    ),
+                    "parseMasterKey": SecurityScheme(
+                        type="apiKey", name="X-Parse-Master-Key", security_scheme_in="header"
+                    ),
+                }
+            ),
             render_plugins=[SwaggerRenderPlugin()],
         ),
         on_shutdown=[close_db],

@@ -8,6 +8,7 @@ a POST whose body names the real method (``_method``). Errors render as Parse's
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from litestar import Request, Response, Router, route
 from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
 
 from gateway.errors import GatewayError, ParseCode
 from gateway.native import batch, functions, health, objects, roles, schemas, sessions, users
@@ -98,7 +100,7 @@ def _litestar_path(pattern: str) -> str:
 
 
 def _handler(pattern: str, method: str) -> Callable[..., Awaitable[Response[bytes]]]:
-    async def handle(request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def handle(request: Request[Any, Any, Any]) -> Response[Any]:
         ctx: NativeContext = request.app.state.native
         req = await native_request(request, ctx.settings)
         return render(await dispatch(ctx, pattern, req, dict(request.path_params)))
@@ -108,6 +110,36 @@ def _handler(pattern: str, method: str) -> Callable[..., Awaitable[Response[byte
         " (also accepts the JS SDK form: POST with `_method` in a JSON body)" if method == "POST" else ""
     )
     return handle
+
+
+@dataclass
+class ParseError:
+    """Parse Server's error body."""
+
+    code: int
+    error: str
+
+
+@dataclass
+class AppError:
+    """Parse Server's body for a refused application id or key."""
+
+    error: str
+
+
+ERROR_RESPONSES = {
+    400: ResponseSpec(data_container=ParseError, description="Parse error (code other than 101)"),
+    403: ResponseSpec(
+        data_container=AppError, description='Missing or wrong application id / keys: {"error": "unauthorized"}'
+    ),
+    404: ResponseSpec(data_container=ParseError, description="Not found or not visible (code 101)"),
+    413: ResponseSpec(data_container=ParseError, description="Request body over the configured limit (code 116)"),
+}
+PARSE_SECURITY = [
+    {"parseApplicationId": [], "parseSessionToken": []},
+    {"parseApplicationId": [], "parseMasterKey": []},
+    {"parseApplicationId": []},
+]
 
 
 def build_router() -> Router:
@@ -124,6 +156,8 @@ def build_router() -> Router:
                     tags=[f"parse:{tag}"],
                     summary=f"{method} /parse/{pattern}",
                     status_code=201 if method == "POST" and pattern in CREATES else 200,
+                    responses=ERROR_RESPONSES,
+                    security=PARSE_SECURITY,
                 )(_handler(pattern, method))
             )
     return Router(
