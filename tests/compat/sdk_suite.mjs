@@ -684,6 +684,33 @@ check("query.get", async () => {
   await expectParseError(new Parse.Query("LabResult").get("doesNotExist0", as(alice)), 101, "get unknown id");
 });
 
+check("query on an array of pointers: equalTo(careTeam) and include(careTeam)", async () => {
+  const [smith, smithProvider, aliceProfile, bobProfile] = need("smith", "smithProvider", "aliceProfile", "bobProfile");
+  const mine = await new Parse.Query("PatientProfile").equalTo("careTeam", smithProvider).include("careTeam").find(as(smith));
+  const got = ids(mine);
+  assert.ok(got.includes(aliceProfile.id), "alice is on dr.smith's list");
+  assert.ok(!got.includes(bobProfile.id), "bob is not");
+  const alice = mine.find((p) => p.id === aliceProfile.id);
+  const team = alice.get("careTeam");
+  assert.ok(Array.isArray(team) && team.length >= 1);
+  assert.equal(team.find((t) => t.id === smithProvider.id).get("displayName"), "Dr. Sarah Smith", "array include");
+});
+
+check("Parse.Object.fetchAll", async () => {
+  const [alice, all] = need("alice", "aliceLabs");
+  const stubs = all.slice(0, 3).map((o) => Parse.Object.extend("LabResult").createWithoutData(o.id));
+  const fetched = await Parse.Object.fetchAll(stubs, as(alice));
+  assert.deepEqual(fetched.map((o) => o.id), all.slice(0, 3).map((o) => o.id));
+  assert.ok(fetched.every((o) => o.get("testCode")), "data loaded");
+});
+
+check("Parse.Session query returns only the caller's sessions", async () => {
+  const alice = need("alice");
+  const sessions = await new Parse.Query(Parse.Session).find(as(alice));
+  assert.ok(sessions.length >= 1);
+  for (const sess of sessions) assert.equal(sess.get("user").id, alice.id);
+});
+
 check("query on ProviderProfile directory as a patient", async () => {
   const alice = need("alice");
   const providers = await new Parse.Query("ProviderProfile").ascending("displayName").find(as(alice));
@@ -848,6 +875,27 @@ check("Parse.Role: remove user from role", async () => {
   assert.equal(members.length, 0);
   const asFormer = await new Parse.Query(Parse.Role).equalTo("name", role.getName()).find(as(newbie));
   assert.equal(asFormer.length, 0, "former member no longer reads the role");
+});
+
+check("user.save: change own password, then logIn with it", async () => {
+  const email = `pw-${RUN}@example.org`;
+  const user = await Parse.User.signUp(email, "first-pass-1234", { email });
+  user.setPassword("second-pass-5678");
+  await user.save(null, as(user));
+  const again = await Parse.User.logIn(email, "second-pass-5678");
+  assert.equal(again.id, user.id);
+  await expectParseError(Parse.User.logIn(email, "first-pass-1234"), 101, "old password");
+  // another user's row cannot be changed
+  const other = Parse.User.createWithoutData(need("bob").id);
+  other.set("email", `hijack-${RUN}@example.org`);
+  let refused = null;
+  try {
+    await other.save(null, as(user));
+  } catch (err) {
+    refused = err;
+  }
+  assert.ok(refused && ![1, 100].includes(refused.code), `refused: ${JSON.stringify(refused && describeError(refused))}`);
+  return { refusedWith: refused.code };
 });
 
 // ------------------------------------------------------------------ schemas (master key)
