@@ -80,7 +80,8 @@ async def resync_patient_acls(conn: AsyncConnection, patient_id: str) -> None:
     if row is not None:
         cols = acl_columns("PatientProfile", row, link)
         await set_acl(conn, profile, [patient_id], cols["ACL"], cols["_rperm"], cols["_wperm"])
-    for name in sorted(PATIENT_SCOPED):
+    for name in [*sorted(PATIENT_SCOPED), "AuditLog"]:
+        # AuditLog rows: only the ACL columns change, which the hash chain does not cover.
         spec = CLASSES[name]
         rows = (await conn.execute(select(spec.table).where(spec.table.c.patient == patient_id))).mappings()
         for rec in rows.all():
