@@ -25,6 +25,10 @@ def to_json(
     keys: frozenset[str] | None = None,
     hidden: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
+    if not any(
+        isinstance(v, Expanded) or (isinstance(v, list) and v and isinstance(v[0], Expanded)) for v in record.values()
+    ):
+        return encode_record(spec, record, keys=keys, hidden=hidden)
     plain = {k: (v.record["objectId"] if isinstance(v, Expanded) else v) for k, v in record.items()}
     for k, v in plain.items():
         if isinstance(v, list) and any(isinstance(i, Expanded) for i in v):

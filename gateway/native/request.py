@@ -92,43 +92,62 @@ def client_address(request: Request[Any, Any, Any], settings: Settings) -> str |
     return peer
 
 
+_WANTED = {
+    b"x-parse-application-id": "app_id",
+    b"x-parse-rest-api-key": "client_key",
+    b"x-parse-javascript-key": "client_key",
+    b"x-parse-client-key": "client_key",
+    b"x-parse-master-key": "master_key",
+    b"x-parse-session-token": "session_token",
+    b"x-parse-installation-id": "installation_id",
+    b"x-parse-client-version": "client_version",
+    b"x-parse-request-id": "request_id",
+    b"x-request-id": "request_id",
+    b"x-forwarded-for": "forwarded_for",
+}
+
+
 async def native_request(request: Request[Any, Any, Any], settings: Settings) -> NativeRequest:
-    headers = request.headers
+    # One pass over the raw ASGI headers: this runs on every request of the read path.
+    found: dict[str, str] = {}
+    for name, value in request.scope["headers"]:
+        attr = _WANTED.get(name.lower())
+        if attr is not None and attr not in found:
+            found[attr] = value.decode("latin-1")
     method = request.method.upper()
     raw = await request.body() if method in ("POST", "PUT", "DELETE") else b""
     body = decode_json_body(raw)
     creds: dict[str, Any] = {
-        "app_id": headers.get("x-parse-application-id"),
-        "client_key": headers.get("x-parse-rest-api-key")
-        or headers.get("x-parse-javascript-key")
-        or headers.get("x-parse-client-key"),
-        "master_key": headers.get("x-parse-master-key"),
-        "session_token": headers.get("x-parse-session-token"),
-        "installation_id": headers.get("x-parse-installation-id"),
-        "client_version": headers.get("x-parse-client-version"),
+        "app_id": found.get("app_id"),
+        "client_key": found.get("client_key"),
+        "master_key": found.get("master_key"),
+        "session_token": found.get("session_token"),
+        "installation_id": found.get("installation_id"),
+        "client_version": found.get("client_version"),
     }
-    override = body.pop("_method", None) if method == "POST" else None
-    for key, attr in BODY_CREDENTIALS.items():
-        if key in body:
-            value = body.pop(key)
-            if creds.get(attr) is None:
-                creds[attr] = value
-    for key in IGNORED_BODY_KEYS:
-        body.pop(key, None)
     options: dict[str, Any] = {}
-    if isinstance(override, str) and override.upper() in OVERRIDABLE:
-        method = override.upper()
-        if method == "GET":
-            options, body = body, {}
-    elif override is not None:
-        raise Invalid(f"unsupported _method {override!r}", parse_code=ParseCode.INVALID_JSON)
-    if request.method.upper() == "GET":
+    if body:
+        override = body.pop("_method", None) if method == "POST" else None
+        for key, attr in BODY_CREDENTIALS.items():
+            if key in body:
+                value = body.pop(key)
+                if creds.get(attr) is None:
+                    creds[attr] = value
+        for key in IGNORED_BODY_KEYS:
+            body.pop(key, None)
+        if isinstance(override, str) and override.upper() in OVERRIDABLE:
+            method = override.upper()
+            if method == "GET":
+                options, body = body, {}
+        elif override is not None:
+            raise Invalid(f"unsupported _method {override!r}", parse_code=ParseCode.INVALID_JSON)
+    if method == "GET" and request.scope.get("query_string"):
         options = dict(request.query_params)
-    info = RequestInfo(
-        source_address=client_address(request, settings),
-        request_id=headers.get("x-parse-request-id") or headers.get("x-request-id") or uuid.uuid4().hex,
-        client_id=None,
-    )
+    peer = request.scope.get("client")
+    peer_host = peer[0] if peer else None
+    forwarded = found.get("forwarded_for")
+    source = forwarded.split(",")[0].strip() if forwarded and peer_host in settings.trusted_proxies else peer_host
+    info = RequestInfo(source_address=source, request_id=found.get("request_id") or uuid.uuid4().hex, client_id=None)
     return NativeRequest(method=method, body=body, options=options, info=info, **creds)
 
 
