@@ -433,6 +433,61 @@ check("AuditLog is read-only even for the master key", async () => {
   assert.ok(failed, "saving an AuditLog entry must fail");
 });
 
+check("AuditLog: a patient reads only entries about herself and cannot change them", async () => {
+  const [alice, aliceProfile, admin] = need("alice", "aliceProfile", "admin");
+  const mine = await new Parse.Query("AuditLog").descending("createdAt").limit(1000).find(as(alice));
+  assert.ok(mine.length > 0, "alice has audit entries");
+  for (const e of mine) {
+    const patient = e.get("patient");
+    const patientId = typeof patient === "string" ? patient : patient?.id;
+    assert.equal(patientId, aliceProfile.id, "only entries about alice");
+  }
+  const all = await new Parse.Query("AuditLog").limit(1000).find(as(admin));
+  assert.ok(all.length > mine.length, "admin sees more");
+  for (const opts of [as(alice), as(admin), MASTER]) {
+    const entry = Parse.Object.extend("AuditLog").createWithoutData(mine[0].id);
+    entry.set("summary", "tampered");
+    let refused = null;
+    try {
+      await entry.save(null, opts);
+    } catch (err) {
+      refused = err;
+    }
+    assert.ok(refused && ![1, 100].includes(refused.code), `update refused: ${JSON.stringify(refused && describeError(refused))}`);
+    let destroyRefused = null;
+    try {
+      await Parse.Object.extend("AuditLog").createWithoutData(mine[0].id).destroy(opts);
+    } catch (err) {
+      destroyRefused = err;
+    }
+    assert.ok(destroyRefused && ![1, 100].includes(destroyRefused.code), "destroy refused");
+  }
+  const still = await new Parse.Query("AuditLog").get(mine[0].id, MASTER);
+  assert.notEqual(still.get("summary"), "tampered");
+  return { alice: mine.length, admin: all.length };
+});
+
+check("object.saveAll with one invalid object reports the error per object", async () => {
+  const [smith, patient] = need("smith", "newPatient");
+  const good = new Parse.Object("Appointment");
+  good.set({ patient, startAt: new Date(Date.UTC(2027, 0, 1, 9)), status: "scheduled", reason: "batch-good" });
+  const bad = new Parse.Object("Appointment");
+  bad.set({ patient, startAt: new Date(Date.UTC(2027, 0, 1, 10)), status: "not-a-status", reason: "batch-bad" });
+  let failure = null;
+  try {
+    await Parse.Object.saveAll([good, bad], as(smith));
+  } catch (err) {
+    failure = err;
+  }
+  assert.ok(failure, "saveAll rejects");
+  const codes = (failure.errors || [failure]).map((e) => e.code);
+  assert.ok(codes.every((c) => ![1, 100].includes(c)), `Parse errors, not server errors: ${JSON.stringify(codes)}`);
+  assert.equal(bad.id, undefined, "the invalid object was not saved");
+  const saved = await new Parse.Query("Appointment").equalTo("reason", "batch-bad").count(as(smith));
+  assert.equal(saved, 0);
+  return { code: failure.code, codes };
+});
+
 // ------------------------------------------------------------------ queries
 
 check("query security: alice's LabResult find returns only her published results", async () => {
