@@ -625,6 +625,47 @@ constraintCheck(
   (o) => /^hemoglobin/i.test(o.get("testName") || ""),
 );
 
+constraintCheck(
+  "equalTo (Date)",
+  (q, all) => q.equalTo("effectiveAt", middleDate(all)),
+  (o, all) => o.get("effectiveAt").getTime() === middleDate(all).getTime(),
+);
+constraintCheck(
+  "greaterThan (createdAt)",
+  (q, all) => q.greaterThanOrEqualTo("createdAt", all[Math.floor(all.length / 2)].createdAt),
+  (o, all) => o.createdAt >= all[Math.floor(all.length / 2)].createdAt,
+);
+constraintCheck(
+  "equalTo (objectId)",
+  (q, all) => q.equalTo("objectId", all[0].id),
+  (o, all) => o.id === all[0].id,
+);
+constraintCheck(
+  "containedIn (pointers, one of them another patient's)",
+  (q) => q.containedIn("patient", [state.aliceProfile, state.bobProfile]),
+  () => true,
+);
+constraintCheck(
+  "notEqualTo (pointer)",
+  (q) => q.notEqualTo("patient", state.bobProfile),
+  () => true,
+);
+constraintCheck(
+  "Parse.Query.or with another patient's pointer",
+  () =>
+    Parse.Query.or(
+      new Parse.Query("LabResult").equalTo("patient", state.bobProfile),
+      new Parse.Query("LabResult").equalTo("testCode", "718-7"),
+    ),
+  (o) => o.get("testCode") === "718-7",
+);
+constraintCheck("exists (Date)", (q) => q.exists("publishedAt"), (o) => o.get("publishedAt") instanceof Date);
+constraintCheck(
+  "containedIn (number)",
+  (q) => q.containedIn("version", [2, 3]),
+  (o) => [2, 3].includes(o.get("version")),
+);
+
 check("query.matchesQuery / doesNotMatchQuery", async () => {
   const [smith, admin] = need("smith", "admin");
   // admin sees every patient's results, so both halves are non-empty
