@@ -683,6 +683,38 @@ check("query.matchesQuery / doesNotMatchQuery", async () => {
   return { matched: matched.length, notMatched: notMatched.length };
 });
 
+check("query oracles on data the caller cannot read find nothing (A02/H03)", async () => {
+  const alice = need("alice");
+  const users = await new Parse.Query(Parse.User).matches("username", "^bob").find(as(alice));
+  assert.equal(users.length, 0, "no _User rows of others by regex");
+  assert.equal(await new Parse.Query(Parse.User).count(as(alice)), 1, "alice counts only herself");
+  const bobMrn = new Parse.Query("PatientProfile").equalTo("medicalRecordNumber", "DEMO-0002");
+  assert.equal(await new Parse.Query("LabResult").matchesQuery("patient", bobMrn).count(as(alice)), 0);
+  const prelim = new Parse.Query("LabResult").equalTo("status", "preliminary");
+  assert.equal(await Parse.Query.or(prelim, new Parse.Query("LabResult").equalTo("testCode", "1742-6")).count(as(alice)), 0,
+    "preliminary results are not countable");
+  const sorted = await new Parse.Query("PatientProfile").ascending("medicalRecordNumber").find(as(alice));
+  assert.deepEqual(ids(sorted), [need("aliceProfile").id]);
+});
+
+check("_User objects never carry secrets (H01)", async () => {
+  const [alice, smith] = need("alice", "smith");
+  const rows = await new Parse.Query("LabResult").include("patient.user").limit(3).find(as(alice));
+  const me = await Parse.User.createWithoutData(alice.id).fetch(as(alice));
+  const docs = [me, ...rows.map((r) => r.get("patient").get("user"))];
+  for (const u of docs) {
+    const json = u.toJSON();
+    for (const secret of ["password", "_hashed_password", "hashedPassword", "authData", "_rperm", "_wperm"]) {
+      assert.equal(json[secret], undefined, `${secret} not serialized`);
+    }
+  }
+  const asProvider = await new Parse.Query(Parse.User).find(as(smith));
+  for (const u of asProvider) {
+    assert.ok(u.id === smith.id || u.get("email") === undefined, "no email of other users");
+    assert.equal(u.get("sessionToken"), undefined);
+  }
+});
+
 check("query.ascending / descending", async () => {
   const [alice, all] = need("alice", "aliceLabs");
   const asc = await new Parse.Query("LabResult").ascending("effectiveAt").find(as(alice));
