@@ -13,6 +13,7 @@ from gateway.native.context import NativeContext, NativeResponse
 from gateway.native.dispatch import route
 from gateway.native.encode import to_json
 from gateway.native.request import NativeRequest
+from gateway.policy.clp import Op
 from gateway.policy.principal import Principal
 from gateway.records.service import find_records
 from gateway.store.classes import CLASSES, ClassSpec
@@ -86,7 +87,14 @@ async def find(ctx: NativeContext, principal: Principal, class_name: str, option
     )
     hidden = ctx.records.hidden_fields(spec, principal, {})
     where_doc = _json_option(options, "where") or {}
-    node = query.parse_where(spec, where_doc, limits, protected=hidden)
+    node = query.parse_where(
+        spec,
+        where_doc,
+        limits,
+        protected=hidden,
+        protected_for=lambda other: ctx.records.hidden_fields(other, principal, {}),
+    )
+    await ctx.records.preload_clps()
     cctx = query.CompileContext(dialect=ctx.db.dialect, subquery_filter=lambda s: _sub_filter(ctx, principal, s))
     where = query.compile_where(node, spec, cctx)
     order_keys = query.parse_order(spec, _str_option(options, "order") or "", protected=hidden)
@@ -97,7 +105,9 @@ async def find(ctx: NativeContext, principal: Principal, class_name: str, option
         raise Invalid("limit and skip must not be negative", parse_code=ParseCode.INVALID_QUERY)
     limit = min(limit, settings.parse_limit_max)
     include_opt = _str_option(options, "include")
-    include = query.parse_include(spec, include_opt, settings.include_max_depth) if include_opt else None
+    include = (
+        query.parse_include(spec, include_opt, settings.include_max_depth, protected=hidden) if include_opt else None
+    )
     keys_opt = _str_option(options, "keys")
     keys = _keys(keys_opt)
     count = _truthy(options.get("count"))
@@ -129,6 +139,8 @@ def _keys(keys_opt: str | None) -> frozenset[str] | None:
 
 
 def _sub_filter(ctx: NativeContext, principal: Principal, spec: ClassSpec) -> Any:
+    """A sub-query ($inQuery, $select, $relatedTo) reads another class: its CLP and ACL apply too."""
+    ctx.records.check_loaded(spec.name, Op.FIND, principal)
     return ctx.records.filter_for(spec, principal)
 
 

@@ -99,6 +99,19 @@ class Records:
             cached = self._effective[class_name] = clp_mod.effective_clp(class_name, stored)
         return cached
 
+    async def preload_clps(self) -> None:
+        if self._clp_cache is None:
+            async with self.db.read() as conn:
+                await self.stored_clps(conn)
+
+    def check_loaded(self, class_name: str, op: Op, principal: Principal) -> None:
+        """CLP check without I/O; ``preload_clps`` must have run (sub-query compilation is synchronous)."""
+        assert self._clp_cache is not None
+        cached = self._effective.get(class_name)
+        if cached is None:
+            cached = self._effective[class_name] = clp_mod.effective_clp(class_name, self._clp_cache.get(class_name))
+        clp_mod.check(class_name, op, principal, cached)
+
     async def check(self, conn: AsyncConnection, class_name: str, op: Op, principal: Principal) -> None:
         clp_mod.check(class_name, op, principal, await self.clp(conn, class_name))
 

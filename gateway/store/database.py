@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, Result, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import Executable
 
+from gateway.native.query.regex import install_sqlite_functions
 from gateway.store.engine import create_engine, create_inline_reader
 
 
@@ -105,6 +106,7 @@ class Database:
             raw = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
             raw.execute("PRAGMA query_only=ON")
             raw.execute("PRAGMA busy_timeout=10000")
+            install_sqlite_functions(raw)
             self._raw = raw
         return self._raw
 

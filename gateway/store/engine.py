@@ -13,6 +13,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from gateway.native.query.regex import install_sqlite_functions
+
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=FULL",
@@ -28,6 +30,7 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     for pragma in SQLITE_PRAGMAS:
         cursor.execute(pragma)
     cursor.close()
+    install_sqlite_functions(dbapi_conn)
 
 
 def _sqlite_on_begin(conn: Any) -> None:
