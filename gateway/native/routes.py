@@ -8,10 +8,10 @@ a POST whose body names the real method (``_method``). Errors render as Parse's
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 

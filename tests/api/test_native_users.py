@@ -62,11 +62,11 @@ async def test_login_errors_are_identical_for_unknown_user_and_bad_password(demo
 
 
 async def test_login_via_get_query_and_js_sdk_body(demo: Api) -> None:
-    r = await demo.client.get("/parse/login", params={"username": "bob@example.org", "password": "demo-pass-2026"},
-                              headers=demo.headers())
+    r = await demo.client.get(
+        "/parse/login", params={"username": "bob@example.org", "password": "demo-pass-2026"}, headers=demo.headers()
+    )
     assert r.status_code == 200 and r.json()["username"] == "bob@example.org"
-    body = ('{"_method":"GET","_ApplicationId":"%s","username":"bob@example.org","password":"demo-pass-2026"}'
-            % APP_ID)
+    body = f'{{"_method":"GET","_ApplicationId":"{APP_ID}","username":"bob@example.org","password":"demo-pass-2026"}}'
     r = await demo.client.post("/parse/login", content=body, headers={"Content-Type": "text/plain"})
     assert r.status_code == 200 and r.json()["sessionToken"].startswith("r:")
 
@@ -100,6 +100,7 @@ async def test_app_id_required(api: Api) -> None:
 
 
 async def test_wrong_master_key_is_refused(api: Api) -> None:
-    r = await api.client.get("/parse/schemas", headers={"X-Parse-Application-Id": APP_ID,
-                                                        "X-Parse-Master-Key": "guess"})
+    r = await api.client.get(
+        "/parse/schemas", headers={"X-Parse-Application-Id": APP_ID, "X-Parse-Master-Key": "guess"}
+    )
     assert r.status_code == 403 and r.json() == {"error": "unauthorized"}

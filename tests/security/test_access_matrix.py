@@ -16,8 +16,18 @@ from gateway.store.models import metadata
 from tests.api_support import APP_ID, Api
 
 PRINCIPALS = ("alice", "bob", "smith", "jones", "admin")
-CLASSES = ("PatientProfile", "ProviderProfile", "LabResult", "TreatmentPlan", "Message", "Appointment",
-           "AuditLog", "_User", "_Session", "_Role")
+CLASSES = (
+    "PatientProfile",
+    "ProviderProfile",
+    "LabResult",
+    "TreatmentPlan",
+    "Message",
+    "Appointment",
+    "AuditLog",
+    "_User",
+    "_Session",
+    "_Role",
+)
 PUBLISHED = {"final", "corrected", "amended"}
 
 
@@ -65,8 +75,11 @@ def _oracle(data: dict[str, list[dict[str, Any]]], ids: dict[str, str]) -> dict[
                     ok = admin or on_team(pid)
                     if pid == own_patient:
                         if cls == "LabResult":
-                            ok = ok or (row["status"] in PUBLISHED and row["publishedAt"] is not None
-                                        and row["visibility"] != "provider-only")
+                            ok = ok or (
+                                row["status"] in PUBLISHED
+                                and row["publishedAt"] is not None
+                                and row["visibility"] != "provider-only"
+                            )
                         elif cls == "TreatmentPlan":
                             ok = ok or row["status"] != "draft"
                         else:
@@ -118,8 +131,9 @@ async def test_js_sdk_form_agrees_with_rest(demo: Api, demo_database: Any) -> No
                 rest = await demo.get(f"/parse/classes/{cls}/{row['objectId']}", who)
                 sdk = await demo.client.post(
                     f"/parse/classes/{cls}/{row['objectId']}",
-                    content=('{"_method":"GET","_ApplicationId":"%s","_SessionToken":"%s"}'
-                             % (APP_ID, demo.tokens[who])).encode(),
+                    content=(
+                        f'{{"_method":"GET","_ApplicationId":"{APP_ID}","_SessionToken":"{demo.tokens[who]}"}}'
+                    ).encode(),
                     headers={"Content-Type": "text/plain"},
                 )
                 assert (rest.status_code, rest.content) == (sdk.status_code, sdk.content)
@@ -142,4 +156,5 @@ async def test_denied_writes_change_nothing(demo: Api, demo_database: Any) -> No
             assert r.json()["code"] == expected_code
     after = await _rows(url)
     assert [(r["objectId"], r["version"], r["updatedAt"]) for r in after["LabResult"]] == [
-        (r["objectId"], r["version"], r["updatedAt"]) for r in data["LabResult"]]
+        (r["objectId"], r["version"], r["updatedAt"]) for r in data["LabResult"]
+    ]

@@ -23,8 +23,11 @@ def _close(a: list[float], b: list[float]) -> bool:
 
 
 async def test_forbidden_and_missing_records_are_indistinguishable(demo: Api) -> None:
-    r = await demo.post("/parse/classes/LabResult", {
-        "patient": pointer("PatientProfile", demo.ids["alice:patient"]), "testCode": "x", "status": "final"}, "smith")
+    r = await demo.post(
+        "/parse/classes/LabResult",
+        {"patient": pointer("PatientProfile", demo.ids["alice:patient"]), "testCode": "x", "status": "final"},
+        "smith",
+    )
     hidden = r.json()["objectId"]
     forbidden = await demo.get(f"/parse/classes/LabResult/{hidden}", "bob")
     missing = await demo.get("/parse/classes/LabResult/AbCdEfGhIj", "bob")
@@ -32,7 +35,8 @@ async def test_forbidden_and_missing_records_are_indistinguishable(demo: Api) ->
     assert forbidden.content == missing.content
     drop = {"date", "x-request-id", "content-length"}
     assert {k: v for k, v in forbidden.headers.items() if k not in drop} == {
-        k: v for k, v in missing.headers.items() if k not in drop}
+        k: v for k, v in missing.headers.items() if k not in drop
+    }
     t_forbidden: list[float] = []
     t_missing: list[float] = []
     for _ in range(TRIALS):
@@ -45,8 +49,10 @@ async def test_login_timing_does_not_reveal_usernames(demo: Api) -> None:
     t_known: list[float] = []
     t_unknown: list[float] = []
     for _ in range(TRIALS // 2):
-        t_known.append(await _timed(lambda: demo.post("/parse/login", {"username": "alice@example.org",
-                                                                       "password": "wrong"})))
-        t_unknown.append(await _timed(lambda: demo.post("/parse/login", {"username": "nobody@example.org",
-                                                                         "password": "wrong"})))
+        t_known.append(
+            await _timed(lambda: demo.post("/parse/login", {"username": "alice@example.org", "password": "wrong"}))
+        )
+        t_unknown.append(
+            await _timed(lambda: demo.post("/parse/login", {"username": "nobody@example.org", "password": "wrong"}))
+        )
     assert _close(t_known, t_unknown), (statistics.median(t_known), statistics.median(t_unknown))

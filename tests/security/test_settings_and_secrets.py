@@ -30,7 +30,9 @@ def test_demo_mode_without_key_generates_a_strong_one() -> None:
 
 
 def test_serve_refuses_a_weak_master_key(tmp_path: Path) -> None:
-    env = dict(os.environ, GATEWAY_MASTER_KEY="myMasterKey", GATEWAY_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/x.db")
+    env = dict(
+        os.environ, GATEWAY_MASTER_KEY="myMasterKey", GATEWAY_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/x.db"
+    )
     proc = subprocess.run([EXE, "serve", "--port", "0"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "too weak" in proc.stderr
@@ -43,7 +45,7 @@ def test_forwarded_for_is_ignored_without_trusted_proxy() -> None:
     class FakeRequest:
         headers = {"x-forwarded-for": "10.1.2.3"}
 
-        class client:  # noqa: N801 - mimics Litestar's Request.client
+        class client:
             host = "127.0.0.1"
 
     assert client_address(FakeRequest(), Settings()) == "127.0.0.1"  # type: ignore[arg-type]
@@ -79,8 +81,9 @@ async def test_unexpected_error_is_a_500_with_only_a_correlation_id(
     caplog.set_level(logging.INFO)
     app = create_app(make_settings(database_url))
     async with AsyncTestClient(app) as client:
-        r = await client.get("/parse/classes/LabResult/x", headers={"X-Parse-Application-Id": APP_ID,
-                                                                    "X-Parse-Request-Id": "req-123"})
+        r = await client.get(
+            "/parse/classes/LabResult/x", headers={"X-Parse-Application-Id": APP_ID, "X-Parse-Request-Id": "req-123"}
+        )
     assert r.status_code == 500
     assert r.json() == {"code": 1, "error": "Internal server error. Request id: req-123"}
     assert "CANARY" not in caplog.text and "Alice" not in caplog.text
