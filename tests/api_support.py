@@ -52,8 +52,9 @@ class Api:
         return h
 
     async def login(self, username: str, password: str = DEMO_PASSWORD) -> str:
-        r = await self.client.post("/parse/login", json={"username": username, "password": password},
-                                   headers=self.headers())
+        r = await self.client.post(
+            "/parse/login", json={"username": username, "password": password}, headers=self.headers()
+        )
         assert r.status_code == 200, r.text
         token = str(r.json()["sessionToken"])
         self.tokens[username.split("@")[0].removeprefix("dr.")] = token

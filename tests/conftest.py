@@ -75,8 +75,9 @@ async def _template(backend: str, kind: str, prepare: Callable[[str], Awaitable[
     return _templates[key]
 
 
-async def clone_database(backend: str, kind: str, tmp_path: Path,
-                         prepare: Callable[[str], Awaitable[Any]]) -> tuple[str, Any, Callable[[], Awaitable[None]]]:
+async def clone_database(
+    backend: str, kind: str, tmp_path: Path, prepare: Callable[[str], Awaitable[Any]]
+) -> tuple[str, Any, Callable[[], Awaitable[None]]]:
     """A fresh copy of the template: (url, template extra, cleanup)."""
     source, extra = await _template(backend, kind, prepare)
     if backend == "sqlite":

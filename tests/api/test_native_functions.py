@@ -8,8 +8,9 @@ from tests.api_support import Api, pointer
 
 
 async def _new_patient(demo: Api, mrn: str = "NEW-0001", dob: str = "1990-05-06") -> str:
-    r = await demo.post("/parse/classes/PatientProfile", {"medicalRecordNumber": mrn, "dateOfBirth": dob,
-                                                          "givenName": "Nina"}, "smith")
+    r = await demo.post(
+        "/parse/classes/PatientProfile", {"medicalRecordNumber": mrn, "dateOfBirth": dob, "givenName": "Nina"}, "smith"
+    )
     assert r.status_code == 201, r.text
     return str(r.json()["objectId"])
 
@@ -38,7 +39,9 @@ async def test_activation_flow_links_user_and_grants_access(demo: Api) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["result"]["patient"] == pointer("PatientProfile", patient)
     got = await demo.get(path, "nina")
-    assert got.status_code == 200 and got.json()["user"]["objectId"] == demo.ids.get("nina:user", got.json()["user"]["objectId"])
+    assert got.status_code == 200 and got.json()["user"]["objectId"] == demo.ids.get(
+        "nina:user", got.json()["user"]["objectId"]
+    )
     await _signup(demo, "mallory")
     r = await _call(demo, "activatePortal", {"code": code, "dateOfBirth": "1990-05-06"}, "mallory")
     assert r.status_code == 400 and r.json()["code"] == 141, "codes are single use"
@@ -81,9 +84,11 @@ async def test_unknown_function(demo: Api) -> None:
 
 
 async def test_my_access_log_shows_who_touched_my_records(demo: Api) -> None:
-    r = await demo.post("/parse/classes/LabResult", {
-        "patient": pointer("PatientProfile", demo.ids["alice:patient"]), "testCode": "x", "status": "final"},
-        "smith")
+    r = await demo.post(
+        "/parse/classes/LabResult",
+        {"patient": pointer("PatientProfile", demo.ids["alice:patient"]), "testCode": "x", "status": "final"},
+        "smith",
+    )
     assert r.status_code == 201
     log = (await _call(demo, "myAccessLog", {}, "alice")).json()["result"]
     assert log[0]["who"] == "dr.smith@example.org" and log[0]["action"] == "create"

@@ -7,15 +7,27 @@ from tests.api_support import APP_ID, Api, pointer
 
 async def test_batch_entries_are_authorized_one_by_one(demo: Api) -> None:
     alice, bob = demo.ids["alice:patient"], demo.ids["bob:patient"]
-    r = await demo.post("/parse/batch", {"requests": [
-        {"method": "POST", "path": "/parse/classes/LabResult",
-         "body": {"patient": pointer("PatientProfile", alice), "testCode": "a"}},
-        {"method": "POST", "path": "/parse/classes/LabResult",
-         "body": {"patient": pointer("PatientProfile", bob), "testCode": "b"}},
-        {"method": "GET", "path": f"/parse/classes/PatientProfile/{bob}"},
-        {"method": "PUT", "path": "/parse/schemas/LabResult", "body": {"classLevelPermissions": {}}},
-        {"method": "GET", "path": f"/parse/classes/PatientProfile/{alice}"},
-    ]}, "smith")
+    r = await demo.post(
+        "/parse/batch",
+        {
+            "requests": [
+                {
+                    "method": "POST",
+                    "path": "/parse/classes/LabResult",
+                    "body": {"patient": pointer("PatientProfile", alice), "testCode": "a"},
+                },
+                {
+                    "method": "POST",
+                    "path": "/parse/classes/LabResult",
+                    "body": {"patient": pointer("PatientProfile", bob), "testCode": "b"},
+                },
+                {"method": "GET", "path": f"/parse/classes/PatientProfile/{bob}"},
+                {"method": "PUT", "path": "/parse/schemas/LabResult", "body": {"classLevelPermissions": {}}},
+                {"method": "GET", "path": f"/parse/classes/PatientProfile/{alice}"},
+            ]
+        },
+        "smith",
+    )
     assert r.status_code == 200
     out = r.json()
     assert "objectId" in out[0]["success"]
@@ -28,8 +40,9 @@ async def test_batch_entries_are_authorized_one_by_one(demo: Api) -> None:
 async def test_batch_limits_and_nesting(demo: Api) -> None:
     r = await demo.post("/parse/batch", {"requests": [{"method": "GET", "path": "/parse/health"}] * 51}, "alice")
     assert r.status_code == 400 and r.json()["code"] == 107
-    r = await demo.post("/parse/batch", {"requests": [{"method": "POST", "path": "/parse/batch",
-                                                        "body": {"requests": []}}]}, "alice")
+    r = await demo.post(
+        "/parse/batch", {"requests": [{"method": "POST", "path": "/parse/batch", "body": {"requests": []}}]}, "alice"
+    )
     assert r.json()[0]["error"]["code"] == 107
 
 
@@ -50,26 +63,39 @@ async def test_clp_change_through_schemas_and_audit_stays_read_only(demo: Api) -
     assert r.status_code == 200
     r = await demo.post("/parse/classes/AuditLog", {"action": "read"}, "alice")
     assert r.status_code == 400 and r.json()["code"] == 119
-    r = await demo.put("/parse/schemas/Message", {"classLevelPermissions": {"create": {"role:admin": True}}},
-                       master=True)
+    r = await demo.put(
+        "/parse/schemas/Message", {"classLevelPermissions": {"create": {"role:admin": True}}}, master=True
+    )
     assert r.status_code == 200
-    r = await demo.post("/parse/classes/Message", {
-        "patient": pointer("PatientProfile", demo.ids["alice:patient"]), "body": "x"}, "alice")
-    assert r.status_code == 400 and r.json() == {"code": 119, "error": "Permission denied for action create on class Message."}
+    r = await demo.post(
+        "/parse/classes/Message",
+        {"patient": pointer("PatientProfile", demo.ids["alice:patient"]), "body": "x"},
+        "alice",
+    )
+    assert r.status_code == 400 and r.json() == {
+        "code": 119,
+        "error": "Permission denied for action create on class Message.",
+    }
     r = await demo.put("/parse/schemas/Message", {"classLevelPermissions": {"create": {"*": "yes"}}}, master=True)
     assert r.status_code == 400
 
 
 async def test_cors_preflight_and_headers(api: Api) -> None:
-    r = await api.client.options("/parse/classes/LabResult", headers={
-        "Origin": "https://portal.example", "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "X-Parse-Application-Id, X-Parse-Session-Token, Content-Type"})
+    r = await api.client.options(
+        "/parse/classes/LabResult",
+        headers={
+            "Origin": "https://portal.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "X-Parse-Application-Id, X-Parse-Session-Token, Content-Type",
+        },
+    )
     assert r.status_code in (200, 204)
     assert r.headers["access-control-allow-origin"] in ("*", "https://portal.example")
     allowed = r.headers["access-control-allow-headers"].lower()
     assert "x-parse-session-token" in allowed and "x-parse-application-id" in allowed
-    r = await api.client.get("/parse/health", headers={"Origin": "https://portal.example",
-                                                      "X-Parse-Application-Id": APP_ID})
+    r = await api.client.get(
+        "/parse/health", headers={"Origin": "https://portal.example", "X-Parse-Application-Id": APP_ID}
+    )
     assert r.headers["access-control-allow-origin"] in ("*", "https://portal.example")
 
 
@@ -81,8 +107,11 @@ async def test_body_limit_is_a_clean_413(database_url: str) -> None:
 
     app = create_app(make_settings(database_url, max_body_bytes=1024))
     async with AsyncTestClient(app) as client:
-        r = await client.post("/parse/users", content=b'{"username":"' + b"a" * 2000 + b'"}',
-                              headers={"X-Parse-Application-Id": APP_ID, "Content-Type": "application/json"})
+        r = await client.post(
+            "/parse/users",
+            content=b'{"username":"' + b"a" * 2000 + b'"}',
+            headers={"X-Parse-Application-Id": APP_ID, "Content-Type": "application/json"},
+        )
         assert r.status_code == 413 and r.json()["code"] == 116
 
 

@@ -12,8 +12,14 @@ from tests.api_support import Api, pointer
 async def _lab(demo: Api, who: str = "smith", **fields: Any) -> str:
     body = {
         "patient": pointer("PatientProfile", demo.ids["alice:patient"]),
-        "testCode": "2345-7", "codeSystem": "LN", "testName": "Glucose", "resultValue": "101",
-        "valueType": "NM", "units": "mg/dL", "status": "preliminary", **fields,
+        "testCode": "2345-7",
+        "codeSystem": "LN",
+        "testName": "Glucose",
+        "resultValue": "101",
+        "valueType": "NM",
+        "units": "mg/dL",
+        "status": "preliminary",
+        **fields,
     }
     r = await demo.post("/parse/classes/LabResult", body, who)
     assert r.status_code == 201, r.text
@@ -21,9 +27,16 @@ async def _lab(demo: Api, who: str = "smith", **fields: Any) -> str:
 
 
 async def test_create_returns_parse_shape_and_location(demo: Api) -> None:
-    r = await demo.post("/parse/classes/LabResult", {
-        "patient": pointer("PatientProfile", demo.ids["alice:patient"]), "testCode": "1", "status": "final",
-        "effectiveAt": {"__type": "Date", "iso": "2026-01-02T03:04:05.678Z"}}, "smith")
+    r = await demo.post(
+        "/parse/classes/LabResult",
+        {
+            "patient": pointer("PatientProfile", demo.ids["alice:patient"]),
+            "testCode": "1",
+            "status": "final",
+            "effectiveAt": {"__type": "Date", "iso": "2026-01-02T03:04:05.678Z"},
+        },
+        "smith",
+    )
     assert r.status_code == 201
     body = r.json()
     assert set(body) == {"objectId", "createdAt"}
@@ -69,8 +82,11 @@ async def test_outsiders_cannot_read_or_write(demo: Api, who: str) -> None:
 
 
 async def test_provider_cannot_create_for_patient_outside_care_team(demo: Api) -> None:
-    r = await demo.post("/parse/classes/LabResult", {
-        "patient": pointer("PatientProfile", demo.ids["alice:patient"]), "testCode": "x"}, "jones")
+    r = await demo.post(
+        "/parse/classes/LabResult",
+        {"patient": pointer("PatientProfile", demo.ids["alice:patient"]), "testCode": "x"},
+        "jones",
+    )
     assert r.status_code == 404 and r.json()["code"] == 101
 
 
@@ -78,8 +94,11 @@ async def test_patient_cannot_write_clinical_fields(demo: Api) -> None:
     lab = await _lab(demo, status="final")
     r = await demo.put(f"/parse/classes/LabResult/{lab}", {"resultValue": "1"}, "alice")
     assert r.status_code in (400, 404)
-    r = await demo.post("/parse/classes/LabResult", {
-        "patient": pointer("PatientProfile", demo.ids["alice:patient"]), "testCode": "x"}, "alice")
+    r = await demo.post(
+        "/parse/classes/LabResult",
+        {"patient": pointer("PatientProfile", demo.ids["alice:patient"]), "testCode": "x"},
+        "alice",
+    )
     assert r.status_code == 400 and r.json()["code"] == 119
 
 
@@ -105,8 +124,9 @@ async def test_patient_mass_assignment_on_own_profile(demo: Api, field: str, val
 async def test_patient_may_edit_own_contact_and_acl_stays(demo: Api) -> None:
     path = f"/parse/classes/PatientProfile/{demo.ids['alice:patient']}"
     before = (await demo.get(path, "alice")).json()
-    r = await demo.put(path, {"contact": {"phone": "+1-555-0199"}, "ACL": {"*": {"read": True, "write": True}}},
-                       "alice")
+    r = await demo.put(
+        path, {"contact": {"phone": "+1-555-0199"}, "ACL": {"*": {"read": True, "write": True}}}, "alice"
+    )
     assert r.status_code == 200
     after = (await demo.get(path, "alice")).json()
     assert after["contact"] == {"phone": "+1-555-0199"}
@@ -186,8 +206,9 @@ async def test_malformed_json_and_non_object_body(demo: Api) -> None:
 async def test_field_ops_increment_add_remove_delete(demo: Api) -> None:
     lab = await _lab(demo, attachments=[{"title": "a"}])
     path = f"/parse/classes/LabResult/{lab}"
-    r = await demo.put(path, {"attachments": {"__op": "AddUnique", "objects": [{"title": "a"}, {"title": "b"}]}},
-                       "smith")
+    r = await demo.put(
+        path, {"attachments": {"__op": "AddUnique", "objects": [{"title": "a"}, {"title": "b"}]}}, "smith"
+    )
     assert r.status_code == 200 and r.json()["attachments"] == [{"title": "a"}, {"title": "b"}]
     r = await demo.put(path, {"attachments": {"__op": "Remove", "objects": [{"title": "a"}]}}, "smith")
     assert r.json()["attachments"] == [{"title": "b"}]
@@ -206,8 +227,11 @@ async def test_delete_then_get_is_absent(demo: Api) -> None:
 
 
 async def test_treatment_plan_drafts_and_acknowledgement(demo: Api) -> None:
-    r = await demo.post("/parse/classes/TreatmentPlan", {
-        "patient": pointer("PatientProfile", demo.ids["alice:patient"]), "summary": "Walk daily"}, "smith")
+    r = await demo.post(
+        "/parse/classes/TreatmentPlan",
+        {"patient": pointer("PatientProfile", demo.ids["alice:patient"]), "summary": "Walk daily"},
+        "smith",
+    )
     assert r.status_code == 201
     plan = r.json()["objectId"]
     path = f"/parse/classes/TreatmentPlan/{plan}"
@@ -227,21 +251,31 @@ async def test_treatment_plan_drafts_and_acknowledgement(demo: Api) -> None:
 
 async def test_messages_only_within_care(demo: Api) -> None:
     alice = demo.ids["alice:patient"]
-    r = await demo.post("/parse/classes/Message", {
-        "patient": pointer("PatientProfile", alice), "to": pointer("_User", demo.ids["dr.smith:user"]),
-        "body": "Hi"}, "alice")
+    r = await demo.post(
+        "/parse/classes/Message",
+        {"patient": pointer("PatientProfile", alice), "to": pointer("_User", demo.ids["dr.smith:user"]), "body": "Hi"},
+        "alice",
+    )
     assert r.status_code == 201, r.text
     msg = r.json()["objectId"]
     got = (await demo.get(f"/parse/classes/Message/{msg}", "smith")).json()
     assert got["from"]["objectId"] == demo.ids["alice:user"] and got["status"] == "sent"
     assert (await demo.get(f"/parse/classes/Message/{msg}", "bob")).status_code == 404
-    r = await demo.post("/parse/classes/Message", {
-        "patient": pointer("PatientProfile", alice), "to": pointer("_User", demo.ids["dr.jones:user"]),
-        "body": "Hi"}, "alice")
+    r = await demo.post(
+        "/parse/classes/Message",
+        {"patient": pointer("PatientProfile", alice), "to": pointer("_User", demo.ids["dr.jones:user"]), "body": "Hi"},
+        "alice",
+    )
     assert r.status_code == 400 and r.json()["code"] == 119
-    r = await demo.post("/parse/classes/Message", {
-        "patient": pointer("PatientProfile", demo.ids["bob:patient"]),
-        "to": pointer("_User", demo.ids["dr.jones:user"]), "body": "Hi"}, "alice")
+    r = await demo.post(
+        "/parse/classes/Message",
+        {
+            "patient": pointer("PatientProfile", demo.ids["bob:patient"]),
+            "to": pointer("_User", demo.ids["dr.jones:user"]),
+            "body": "Hi",
+        },
+        "alice",
+    )
     assert r.status_code == 404
     r = await demo.put(f"/parse/classes/Message/{msg}", {"isRead": True}, "smith")
     assert r.status_code == 200
