@@ -248,3 +248,13 @@ def test_evaluator_follows_mongo_null_semantics() -> None:
     assert not query.matches(parse({"attachments": True}), record)  # true is not 1
     assert query.matches(parse({"attachments": {"$containedBy": ["a", 1, "b"]}}), record)
     assert not query.matches(parse({"attachments": {"$all": []}}), record)
+
+
+def test_pcre_quoted_literals_from_the_sdks_are_expanded() -> None:
+    """The Parse SDKs send startsWith("Dr. (x)") as ``^\\QDr. (x)\\E``; both engines must read it literally."""
+    from gateway.native.query.regex import check_regex
+
+    pattern, _ = check_regex("^\\QDr. (x)+\\E", None, 256)
+    assert pattern == "^Dr\\. \\(x\\)\\+"
+    pattern, _ = check_regex("\\Qa.b", None, 256)
+    assert pattern == "a\\.b"

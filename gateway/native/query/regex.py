@@ -59,6 +59,30 @@ def strip_extended(pattern: str) -> str:
     return "".join(out)
 
 
+def expand_quoted(pattern: str) -> str:
+    """Turn PCRE's ``\\Q...\\E`` literal spans into escaped characters.
+
+    The Parse SDKs build ``startsWith``/``endsWith``/``contains`` as ``^\\Q<text>\\E``;
+    PostgreSQL's regex engine has no ``\\Q``, so the span is rewritten with every
+    non-alphanumeric character backslash-escaped (literal in both RE2 and ARE).
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("\\Q", i):
+            end = pattern.find("\\E", i + 2)
+            literal = pattern[i + 2 : end if end >= 0 else len(pattern)]
+            out.extend("\\" + c if c.isascii() and not c.isalnum() and not c.isspace() else c for c in literal)
+            i = end + 2 if end >= 0 else len(pattern)
+        elif pattern[i] == "\\" and i + 1 < len(pattern):
+            out.append(pattern[i : i + 2])
+            i += 2
+        else:
+            out.append(pattern[i])
+            i += 1
+    return "".join(out)
+
+
 def check_regex(pattern: object, options: object, max_length: int) -> tuple[str, str]:
     """Return ``(pattern, flags)`` ready for ``ast.Regex``, or raise 102."""
     if not isinstance(pattern, str):
@@ -71,6 +95,7 @@ def check_regex(pattern: object, options: object, max_length: int) -> tuple[str,
         raise _invalid(f"$regex is longer than the limit of {max_length} characters")
     if "x" in options:
         pattern = strip_extended(pattern)
+    pattern = expand_quoted(pattern)
     flags = "".join(f for f in "ims" if f in options)
     to_postgres(pattern, flags)  # raises on anything outside the portable subset
     try:
