@@ -66,8 +66,7 @@ def _check_names() -> list[str]:
         return []
     global LIST_ERROR
     try:
-        done = subprocess.run([node, str(SUITE), "--list"], cwd=COMPAT_DIR, capture_output=True, text=True,
-                              timeout=60)
+        done = subprocess.run([node, str(SUITE), "--list"], cwd=COMPAT_DIR, capture_output=True, text=True, timeout=60)
         if done.returncode != 0:
             raise RuntimeError(f"exit {done.returncode}\n{done.stdout}\n{done.stderr}")
         return [json.loads(line)["check"] for line in done.stdout.splitlines() if line.strip()]
@@ -132,19 +131,21 @@ def _fresh_database(backend: str, tmp_path: Path) -> Iterator[str]:
 
 def _server_env(tmp_path: Path, database_url: str, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update({
-        "GATEWAY_DATABASE_URL": database_url,
-        "GATEWAY_MASTER_KEY": MASTER_KEY,
-        "GATEWAY_APP_ID": APP_ID,
-        "GATEWAY_MLLP_PORT": "0",
-        "GATEWAY_HTTP_HOST": "127.0.0.1",
-        "GATEWAY_HTTP_PORT": str(port),
-        "GATEWAY_BASE_URL": f"http://127.0.0.1:{port}",
-        "GATEWAY_SIGNING_KEY_FILE": str(tmp_path / "var" / "signing-key.pem"),
-        "GATEWAY_FILES_DIR": str(tmp_path / "var" / "files"),
-        "GATEWAY_AUDIT_CHECKPOINT_DIR": str(tmp_path / "var" / "audit-checkpoints"),
-        "GATEWAY_LOG_LEVEL": "WARNING",
-    })
+    env.update(
+        {
+            "GATEWAY_DATABASE_URL": database_url,
+            "GATEWAY_MASTER_KEY": MASTER_KEY,
+            "GATEWAY_APP_ID": APP_ID,
+            "GATEWAY_MLLP_PORT": "0",
+            "GATEWAY_HTTP_HOST": "127.0.0.1",
+            "GATEWAY_HTTP_PORT": str(port),
+            "GATEWAY_BASE_URL": f"http://127.0.0.1:{port}",
+            "GATEWAY_SIGNING_KEY_FILE": str(tmp_path / "var" / "signing-key.pem"),
+            "GATEWAY_FILES_DIR": str(tmp_path / "var" / "files"),
+            "GATEWAY_AUDIT_CHECKPOINT_DIR": str(tmp_path / "var" / "audit-checkpoints"),
+            "GATEWAY_LOG_LEVEL": "WARNING",
+        }
+    )
     return env
 
 
@@ -178,7 +179,10 @@ def _live_server(database_url: str, tmp_path: Path) -> Iterator[str]:
     with log.open("wb") as out:
         server = subprocess.Popen(
             [*_cli(), "serve", "--port", str(port)],
-            env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -220,10 +224,15 @@ def sdk_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     backend = str(request.param)
     tmp_path = tmp_path_factory.mktemp(f"compat-{backend}")
     with _fresh_database(backend, tmp_path) as url, _live_server(url, tmp_path) as base:
-        env = {**os.environ, "PARSE_SERVER_URL": f"{base}/parse", "PARSE_APP_ID": APP_ID,
-               "PARSE_MASTER_KEY": MASTER_KEY}
-        done = subprocess.run([node, str(SUITE)], env=env, cwd=COMPAT_DIR, capture_output=True, text=True,
-                              timeout=SUITE_TIMEOUT)
+        env = {
+            **os.environ,
+            "PARSE_SERVER_URL": f"{base}/parse",
+            "PARSE_APP_ID": APP_ID,
+            "PARSE_MASTER_KEY": MASTER_KEY,
+        }
+        done = subprocess.run(
+            [node, str(SUITE)], env=env, cwd=COMPAT_DIR, capture_output=True, text=True, timeout=SUITE_TIMEOUT
+        )
     run = SuiteRun(backend, done.returncode, done.stdout, done.stderr, (tmp_path / "server.log").read_text())
     for line in done.stdout.splitlines():
         try:
