@@ -135,7 +135,7 @@ ERROR_RESPONSES = {
     404: ResponseSpec(data_container=ParseError, description="Not found or not visible (code 101)"),
     413: ResponseSpec(data_container=ParseError, description="Request body over the configured limit (code 116)"),
 }
-PARSE_SECURITY = [
+PARSE_SECURITY: list[dict[str, list[str]]] = [
     {"parseApplicationId": [], "parseSessionToken": []},
     {"parseApplicationId": [], "parseMasterKey": []},
     {"parseApplicationId": []},
