@@ -15,5 +15,6 @@ if [ -z "${GATEWAY_TEST_DATABASE_URL:-}" ] && command -v pg_isready >/dev/null 2
 fi
 echo "PostgreSQL tests: ${GATEWAY_TEST_DATABASE_URL:-off (set GATEWAY_TEST_DATABASE_URL to enable)}"
 .venv/bin/ruff check gateway mappings tests
+.venv/bin/mypy gateway mappings
 .venv/bin/portal-gateway openapi --check
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
