@@ -222,6 +222,9 @@ class Records:
             )
         if class_name == "_Session":
             raise Forbidden("Sessions are created by logging in.")
+        if class_name == "Message" and not principal.is_master:
+            # The sender is always the caller; naming yourself is accepted, anyone else is refused below.
+            ops = [op for op in ops if not (op.field == "from" and op.value == principal.user_id)]
         async with self.db.write() as conn:
             await self.check(conn, class_name, Op.CREATE, principal)
             applied = apply_ops(spec, None, [op for op in ops if op.kind is not OpKind.ADD_RELATION])

@@ -277,6 +277,28 @@ async def test_messages_only_within_care(demo: Api) -> None:
         "alice",
     )
     assert r.status_code == 404
+    r = await demo.post(
+        "/parse/classes/Message",
+        {
+            "patient": pointer("PatientProfile", alice),
+            "to": pointer("_User", demo.ids["dr.smith:user"]),
+            "from": pointer("_User", demo.ids["alice:user"]),
+            "body": "naming myself as sender is fine",
+        },
+        "alice",
+    )
+    assert r.status_code == 201, r.text
+    r = await demo.post(
+        "/parse/classes/Message",
+        {
+            "patient": pointer("PatientProfile", alice),
+            "to": pointer("_User", demo.ids["alice:user"]),
+            "from": pointer("_User", demo.ids["dr.smith:user"]),
+            "body": "spoofed sender",
+        },
+        "alice",
+    )
+    assert r.status_code == 400 and r.json()["code"] == 119
     r = await demo.put(f"/parse/classes/Message/{msg}", {"isRead": True}, "smith")
     assert r.status_code == 200
     got = (await demo.get(f"/parse/classes/Message/{msg}", "alice")).json()
