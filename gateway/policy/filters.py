@@ -19,13 +19,29 @@ from gateway.policy.principal import Principal
 from gateway.store.classes import PATIENT_SCOPED, ClassSpec
 
 
+_OVERLAP_CACHE: dict[tuple[str, str, str, frozenset[str]], ColumnElement[bool]] = {}
+_OVERLAP_CACHE_MAX = 4096
+
+
 def perm_overlap(column: ColumnElement[object], perms: frozenset[str], dialect: str) -> ColumnElement[bool]:
+    """Built once per (column, perms): SQL expressions are immutable, and building the
+    ``json_each`` sub-select costs more than running it on the read path."""
+    table = getattr(column, "table", None)
+    key = (getattr(table, "name", ""), str(getattr(column, "name", "")), dialect, perms)
+    cached = _OVERLAP_CACHE.get(key)
+    if cached is not None:
+        return cached
     keys = sorted(perms)
+    expr: ColumnElement[bool]
     if dialect == "postgresql":
-        overlap: ColumnElement[bool] = type_coerce(column, JSONB).has_any(array(keys))
-        return overlap
-    each = sa_func.json_each(column).table_valued("value")
-    return exists(select(literal_column("1")).select_from(each).where(each.c.value.in_(keys)))
+        expr = type_coerce(column, JSONB).has_any(array(keys))
+    else:
+        each = sa_func.json_each(column).table_valued("value")
+        expr = exists(select(literal_column("1")).select_from(each).where(each.c.value.in_(keys)))
+    if len(_OVERLAP_CACHE) >= _OVERLAP_CACHE_MAX:
+        _OVERLAP_CACHE.clear()
+    _OVERLAP_CACHE[key] = expr
+    return expr
 
 
 def patient_bound(spec: ClassSpec, principal: Principal) -> ColumnElement[bool] | None:

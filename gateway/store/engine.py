@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -21,6 +22,14 @@ SQLITE_PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=10000",
 )
+
+
+def _json_serializer(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+JSON_CODECS: dict[str, Any] = {"json_serializer": _json_serializer, "json_deserializer": msgspec.json.decode}
+"""msgspec for JSON columns: several times faster than the stdlib on the read path."""
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -52,6 +61,7 @@ def create_engine(url: str, *, echo: bool = False, immediate: bool = True) -> As
             connect_args={"timeout": 30},
             pool_size=4,
             max_overflow=4,
+            **JSON_CODECS,
         )
         sync_engine: Engine = engine.sync_engine
         event.listen(sync_engine, "connect", _sqlite_on_connect)
@@ -68,6 +78,7 @@ def create_engine(url: str, *, echo: bool = False, immediate: bool = True) -> As
         pool_pre_ping=True,
         pool_size=10,
         max_overflow=10,
+        **JSON_CODECS,
     )
 
 
@@ -88,6 +99,7 @@ def create_inline_reader(url: str, *, echo: bool = False) -> Engine:
         pool_size=2,
         max_overflow=8,
         connect_args={"check_same_thread": False, "timeout": 30},
+        **JSON_CODECS,
     )
     event.listen(engine, "connect", _sqlite_on_connect)
 

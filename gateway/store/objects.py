@@ -62,6 +62,17 @@ async def load_join_arrays(conn: AsyncConnection, spec: ClassSpec, records: Sequ
             record[name] = by_owner.get(record["objectId"], [])
 
 
+_PUBLIC: dict[str, tuple[Any, ...]] = {}
+
+
+def _public_columns(spec: ClassSpec) -> tuple[Any, ...]:
+    """A page of records never reads ``_rperm``/``_wperm``/secrets back: they are only filtered on in SQL."""
+    cols = _PUBLIC.get(spec.name)
+    if cols is None:
+        cols = _PUBLIC[spec.name] = tuple(c for c in spec.table.columns if not c.name.startswith(INTERNAL_PREFIX))
+    return cols
+
+
 async def select_records(
     conn: AsyncConnection,
     spec: ClassSpec,
@@ -73,7 +84,7 @@ async def select_records(
     keep_internal: bool = False,
     with_joins: bool = True,
 ) -> list[Record]:
-    stmt = select(spec.table)
+    stmt = select(*(spec.table.columns if keep_internal else _public_columns(spec)))
     if where is not None:
         stmt = stmt.where(where)
     if order:
