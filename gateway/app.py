@@ -14,6 +14,10 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from gateway import __version__
 from gateway.auth.passwords import Passwords
+from gateway.fhir import build_fhir_router
+from gateway.hl7v2.ingest import Ingest
+from gateway.hl7v2.mllp import MllpServer
+from gateway.hl7v2.routes import hl7v2_ingest
 from gateway.native.context import NativeContext
 from gateway.native.functions import FUNCTIONS
 from gateway.native.routes import build_router, http_error
@@ -47,18 +51,39 @@ def _not_found(request: Request[Any, Any, Any], exc: NotFoundException) -> Respo
     return Response({"status_code": 404, "detail": "Not Found"}, status_code=404)
 
 
-def create_app(settings: Settings, *, db: Database | None = None) -> Litestar:
+def create_app(settings: Settings, *, db: Database | None = None, mllp: bool = False) -> Litestar:
+    """``mllp=True`` (what ``serve`` passes) also runs the MLLP listener when ``settings.mllp_port`` is not 0."""
     database = db or Database(settings.database_url)
     passwords = Passwords(settings.password_hash_time_cost, settings.password_hash_memory_kib)
     records = Records(database, settings, passwords)
     native = NativeContext(settings=settings, db=database, records=records, passwords=passwords, functions=FUNCTIONS)
+    hl7 = Ingest(database)
+    listener = (
+        MllpServer(
+            hl7,
+            settings.mllp_host,
+            settings.mllp_port,
+            max_bytes=settings.mllp_max_bytes,
+            idle_seconds=settings.mllp_idle_seconds,
+        )
+        if mllp and settings.mllp_port
+        else None
+    )
+
+    async def start_mllp() -> None:
+        if listener is not None:
+            await listener.start()
 
     async def close_db() -> None:
+        if listener is not None:
+            await listener.stop()
         await database.dispose()
 
     return Litestar(
-        route_handlers=[build_router(), live, ready],
-        state=State({"settings": settings, "db": database, "records": records, "native": native}),
+        route_handlers=[build_router(), build_fhir_router(), live, ready, hl7v2_ingest],
+        state=State(
+            {"settings": settings, "db": database, "records": records, "native": native, "hl7": hl7, "mllp": listener}
+        ),
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "PUT", "POST", "DELETE", "OPTIONS"],
@@ -86,6 +111,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> Litestar:
             ),
             render_plugins=[SwaggerRenderPlugin()],
         ),
+        on_startup=[start_mllp],
         on_shutdown=[close_db],
         exception_handlers={NotFoundException: _not_found},
         debug=False,

@@ -70,7 +70,7 @@ def serve(host: str | None, port: int | None, database_url: str | None, demo: bo
     upgrade(settings.database_url)
     if settings.demo:
         asyncio.run(_seed_if_empty(settings))
-    app = create_app(settings)
+    app = create_app(settings, mllp=True)
     uvicorn.run(
         app, host=settings.http_host, port=settings.http_port, log_level=settings.log_level.lower(), access_log=False
     )
@@ -183,6 +183,39 @@ def audit_verify(database_url: str | None) -> None:
         return
     click.echo(f"audit chain BROKEN at entry seq={result.bad_seq} objectId={result.bad_id}: {result.reason}", err=True)
     sys.exit(1)
+
+
+@main.group()
+def feeds() -> None:
+    """HL7 v2 feeds allowed to POST /hl7v2."""
+
+
+@feeds.command("add")
+@click.argument("name")
+@click.option("--database-url", default=None)
+def feeds_add(name: str, database_url: str | None) -> None:
+    """Register feed NAME and print its API key once (only its SHA-256 is stored)."""
+    from gateway.hl7v2.feeds import FeedExists, add_feed
+    from gateway.store.database import Database
+    from gateway.store.migrate import upgrade
+
+    settings = _settings(database_url=database_url)
+    settings.ensure_dirs()
+    upgrade(settings.database_url)
+
+    async def run() -> str:
+        db = Database(settings.database_url)
+        try:
+            return await add_feed(db, name)
+        finally:
+            await db.dispose()
+
+    try:
+        key = asyncio.run(run())
+    except FeedExists as exc:
+        raise click.ClickException(f"feed {name!r} already exists") from exc
+    click.echo(f"feed {name} registered; its key (shown once, send it as X-Feed-Key):")
+    click.echo(key)
 
 
 if __name__ == "__main__":  # pragma: no cover

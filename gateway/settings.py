@@ -39,6 +39,10 @@ class Settings:
     mllp_host: str = "127.0.0.1"
     mllp_port: int = 2575
     """0 turns the MLLP listener off."""
+    mllp_max_bytes: int = 16 * 1024 * 1024
+    """Largest HL7 message accepted over MLLP or POST /hl7v2; a larger one is answered AR and dead-lettered."""
+    mllp_idle_seconds: float = 300.0
+    """An MLLP connection silent for this long is closed."""
     base_url: str = "http://127.0.0.1:8000"
     """Public URL used in Location headers, FHIR links and SMART metadata."""
     app_id: str = "portal-gateway"
@@ -82,6 +86,8 @@ class Settings:
             "http_port": http_port,
             "mllp_host": env.get("GATEWAY_MLLP_HOST", base.mllp_host),
             "mllp_port": _env_int("GATEWAY_MLLP_PORT", base.mllp_port),
+            "mllp_max_bytes": _env_int("GATEWAY_MLLP_MAX_BYTES", base.mllp_max_bytes),
+            "mllp_idle_seconds": float(_env_int("GATEWAY_MLLP_IDLE_SECONDS", int(base.mllp_idle_seconds))),
             "base_url": env.get("GATEWAY_BASE_URL", ""),
             "app_id": env.get("GATEWAY_APP_ID", base.app_id),
             "master_key": env.get("GATEWAY_MASTER_KEY", ""),

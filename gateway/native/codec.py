@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -104,7 +104,11 @@ def encode_record(
     *,
     keys: frozenset[str] | None = None,
     hidden: frozenset[str] = frozenset(),
+    expanded: type | None = None,
+    expand: Callable[[Any], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """Parse JSON for one record. Pointer values of type ``expanded`` (included objects)
+    are rendered by ``expand``; everything else by the class's encode plan."""
     out: dict[str, Any] = {"objectId": record["objectId"]}
     created, updated = record.get("createdAt"), record.get("updatedAt")
     if created is not None:
@@ -125,9 +129,17 @@ def encode_record(
         elif kind == _DATE:
             out[name] = {"__type": "Date", "iso": iso(value)}
         elif kind == _POINTER:
-            out[name] = {"__type": "Pointer", "className": target, "objectId": value}
+            if expand is not None and type(value) is expanded:
+                out[name] = expand(value)
+            else:
+                out[name] = {"__type": "Pointer", "className": target, "objectId": value}
         else:
-            out[name] = [{"__type": "Pointer", "className": target, "objectId": v} for v in value]
+            out[name] = [
+                expand(v)
+                if expand is not None and type(v) is expanded
+                else {"__type": "Pointer", "className": target, "objectId": v}
+                for v in value
+            ]
     return out
 
 

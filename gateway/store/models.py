@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -298,3 +299,47 @@ metadata = Base.metadata
 def table_of(model: type[Base]) -> Table:
     """The Core table of a model, typed as a ``Table`` (``__table__`` is typed as a FromClause)."""
     return cast(Table, model.__table__)
+
+
+class Hl7Message(Base):
+    """The HL7 v2 message log: every message received over MLLP or HTTP, its outcome and its ACK.
+
+    ``controlKey`` is MSH-10 for a message that owns its control id (AA, or AE when
+    understood but not applied); with ``sendingFacility`` it is unique, so a repeat of
+    the same MSH-10 from the same facility finds the original row and its ACK. Rows that
+    do not own the id (AR, or the same MSH-10 with different content) keep it NULL
+    (NULLs are distinct on both backends). Dead letters are the AE/AR rows.
+    """
+
+    __tablename__ = "_Hl7Message"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    receivedAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    transport: Mapped[str] = mapped_column(String(8), nullable=False)
+    feed: Mapped[str | None] = mapped_column(String(64))
+    sourceAddress: Mapped[str | None] = mapped_column(String(64))
+    sendingApplication: Mapped[str | None] = mapped_column(String(255))
+    sendingFacility: Mapped[str | None] = mapped_column(String(255))
+    controlId: Mapped[str | None] = mapped_column(String(255))
+    controlKey: Mapped[str | None] = mapped_column(String(255))
+    messageType: Mapped[str | None] = mapped_column(String(32))
+    digest: Mapped[str] = mapped_column(String(64), nullable=False)
+    size: Mapped[int] = mapped_column(Integer, nullable=False)
+    raw: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    outcome: Mapped[str] = mapped_column(String(2), nullable=False)
+    ack: Mapped[str] = mapped_column(Text, nullable=False)
+    reason: Mapped[list[Any] | None] = mapped_column(JSONType, nullable=True)
+    effects: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    __table_args__ = (
+        UniqueConstraint("sendingFacility", "controlKey", name="uq_hl7message_control"),
+        Index("ix_hl7message_outcome", "outcome", "receivedAt"),
+    )
+
+
+class Hl7Feed(Base):
+    """A sender allowed to POST /hl7v2: the SHA-256 of its API key, never the key."""
+
+    __tablename__ = "_Hl7Feed"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    keyHash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    createdAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    isActive: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)

@@ -1,0 +1,302 @@
+"""Apply one mapped message to the store, inside the caller's transaction.
+
+Mirrors what ``Records`` does for a client write, without the client policy (the
+feed is a system actor): deterministic ids from natural keys, server-derived ACL
+columns (``links.acl_columns``), a ``_Version`` row per change (``insert_record`` /
+``update_record``) and AuditLog entries (``audit.writer.append``) in the same
+transaction. A problem found against the store raises :class:`Unappliable`; the
+caller rolls the effects back and answers AE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.audit.writer import AuditAction, AuditEntry, append
+from gateway.hl7v2.ordering import replaces
+from gateway.policy.principal import Principal
+from gateway.policy.rules import PUBLISHED_STATUSES, PatientLink
+from gateway.records import links
+from gateway.store.classes import CLASSES
+from gateway.store.ids import derived_object_id
+from gateway.store.objects import Record, get_record, insert_record, now, update_record
+from mappings.hl7v2 import ErrorCode, Hl7Error, PatientDraft, ProviderDraft, ResultDraft, to_json
+
+__all__ = ["Effects", "Unappliable", "apply_patient", "apply_results"]
+
+_PATIENT = CLASSES["PatientProfile"]
+_PROVIDER = CLASSES["ProviderProfile"]
+_RESULT = CLASSES["LabResult"]
+
+_LIMITS = {
+    "orderId": 128,
+    "testCode": 64,
+    "codeSystem": 64,
+    "testName": 255,
+    "valueType": 16,
+    "units": 64,
+    "referenceRange": 128,
+    "interpretation": 16,
+}
+"""Column widths of LabResult (gateway.store.models): longer values are an AE, never a silent cut."""
+
+
+class Unappliable(Exception):
+    """The message is understood but cannot be applied: located errors for the AE."""
+
+    def __init__(self, errors: list[Hl7Error]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors
+
+
+@dataclass
+class Effects:
+    """What a message changed, kept on its message-log row."""
+
+    patient: str | None = None
+    patient_change: str | None = None
+    providers: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    superseded: list[str] = field(default_factory=list)
+    published: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v}
+
+
+def _demographics(draft: PatientDraft) -> dict[str, Any]:
+    values = {
+        "givenName": draft.given_name or None,
+        "familyName": draft.family_name or None,
+        "displayName": draft.display_name or None,
+        "dateOfBirth": draft.date_of_birth,
+        "gender": draft.gender,
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
+async def apply_patient(
+    conn: AsyncConnection, draft: PatientDraft, principal: Principal, effects: Effects
+) -> PatientLink:
+    """PatientProfile by MRN (PID-3): created if new, demographics updated, never merged across MRNs."""
+    if not draft.mrn or len(draft.mrn) > 64:
+        raise Unappliable([Hl7Error(ErrorCode.REQUIRED_FIELD_MISSING, "PID", 1, 3, "no usable MRN in PID-3")])
+    table = _PATIENT.table
+    row = (await conn.execute(select(table).where(table.c.medicalRecordNumber == draft.mrn))).mappings().first()
+    demo = _demographics(draft)
+    if row is None:
+        ts = now()
+        oid = derived_object_id("PatientProfile", draft.mrn)
+        link = PatientLink(oid, None)
+        values: dict[str, Any] = {
+            "objectId": oid,
+            "createdAt": ts,
+            "updatedAt": ts,
+            "medicalRecordNumber": draft.mrn,
+            "isActive": True,
+            **demo,
+        }
+        values.update(links.acl_columns("PatientProfile", values, link))
+        await insert_record(conn, _PATIENT, values, actor=principal.actor_name)
+        await links.sync_care_team_role(conn, oid)
+        effects.patient, effects.patient_change = oid, "created"
+        return link
+    current = dict(row)
+    link = PatientLink(str(current["objectId"]), current.get("user"))
+    changes = {k: v for k, v in demo.items() if current.get(k) != v}
+    effects.patient, effects.patient_change = link.patient_id, "unchanged"
+    if changes:
+        current = (await get_record(conn, _PATIENT, link.patient_id, keep_internal=True, for_update=True)) or current
+        changes["updatedAt"] = now()
+        merged = {**current, **changes}
+        changes.update(links.acl_columns("PatientProfile", merged, link))
+        await update_record(conn, _PATIENT, current, changes, actor=principal.actor_name)
+        effects.patient_change = "updated"
+    return link
+
+
+async def _provider(conn: AsyncConnection, draft: ProviderDraft, principal: Principal) -> str | None:
+    """ProviderProfile by NPI, else by (assigning authority, XCN.1); created when new, never rewritten."""
+    table = _PROVIDER.table
+    if draft.npi:
+        oid = derived_object_id("ProviderProfile", "NPI", draft.npi)
+        cond = table.c.npi == draft.npi
+    elif draft.provider_id:
+        oid = derived_object_id("ProviderProfile", draft.id_authority, draft.provider_id)
+        cond = table.c.objectId == oid
+    else:
+        return None
+    row = (await conn.execute(select(table.c.objectId).where(cond))).first()
+    if row is not None:
+        return str(row.objectId)
+    ts = now()
+    values: dict[str, Any] = {
+        "objectId": oid,
+        "createdAt": ts,
+        "updatedAt": ts,
+        "displayName": (draft.display_name or draft.provider_id)[:255],
+        "npi": draft.npi,
+        "isActive": True,
+    }
+    values.update(links.acl_columns("ProviderProfile", values, None))
+    await insert_record(conn, _PROVIDER, values, actor=principal.actor_name)
+    return oid
+
+
+def _values(draft: ResultDraft, provider: str | None) -> dict[str, Any]:
+    data = dict(to_json(draft.result_data) or {})
+    data.update(
+        {
+            "statusCode": draft.status_code,
+            "subId": draft.sub_id,
+            "placerOrder": draft.placer_order,
+            "fillerOrder": draft.filler_order,
+            "unitsSystem": draft.units_system,
+            "interpretations": draft.interpretations,
+            "effectivePrecision": draft.effective_precision,
+            "effectiveSource": draft.effective_source,
+            "reportedAt": draft.reported_at.isoformat() if draft.reported_at else None,
+            "reportStatus": draft.report_status,
+            "codeSystemUri": draft.code_system_uri,
+            "alternateCode": draft.alternate_code,
+        }
+    )
+    return {
+        "orderedBy": provider,
+        "orderId": draft.order_id,
+        "testCode": draft.test_code,
+        "codeSystem": draft.code_system or None,
+        "testName": draft.test_name or None,
+        "resultValue": draft.result_value,
+        "valueType": draft.value_type or None,
+        "units": draft.units,
+        "referenceRange": draft.reference_range,
+        "interpretation": draft.interpretation,
+        "status": draft.status or "unknown",
+        "effectiveAt": draft.effective_at,
+        "notes": draft.notes,
+        "attachments": list(draft.attachments) or None,
+        "resultData": {k: v for k, v in data.items() if v not in (None, "", [], {})},
+    }
+
+
+def _check(draft: ResultDraft, values: Mapping[str, Any]) -> None:
+    errors = [
+        Hl7Error(ErrorCode.VALUE_TOO_LONG, "OBX", draft.obx_position, None, f"{name} longer than {limit} characters")
+        for name, limit in _LIMITS.items()
+        if isinstance(values.get(name), str) and len(values[name]) > limit
+    ]
+    if not draft.order_id:
+        errors.append(
+            Hl7Error(ErrorCode.REQUIRED_FIELD_MISSING, "OBR", None, 3, "no filler or placer order number for an OBX")
+        )
+    if isinstance(values.get("effectiveAt"), datetime) and values["effectiveAt"].tzinfo is None:
+        errors.append(Hl7Error(ErrorCode.DATA_TYPE_ERROR, "OBX", draft.obx_position, 14, "time without a zone"))
+    if errors:
+        raise Unappliable(errors)
+
+
+async def apply_results(
+    conn: AsyncConnection,
+    results: list[ResultDraft],
+    providers: list[ProviderDraft],
+    link: PatientLink,
+    principal: Principal,
+    *,
+    sender: str,
+    message_id: str,
+    effects: Effects,
+) -> None:
+    """One LabResult per natural key; corrections and later statuses are new versions of the same row."""
+    by_source: dict[str, str] = {}
+    for p in providers:
+        oid = await _provider(conn, p, principal)
+        if oid is not None:
+            by_source.setdefault(p.provider_id or p.npi or "", oid)
+            if oid not in effects.providers:
+                effects.providers.append(oid)
+    for draft in results:
+        provider = by_source.get(draft.ordering_provider or "") if draft.ordering_provider else None
+        values = _values(draft, provider)
+        _check(draft, values)
+        oid = derived_object_id("LabResult", sender, str(draft.key_id))
+        current = await get_record(conn, _RESULT, oid, keep_internal=True, for_update=True)
+        if current is not None and current["patient"] != link.patient_id:
+            raise Unappliable(
+                [
+                    Hl7Error(
+                        ErrorCode.DUPLICATE_KEY_IDENTIFIER,
+                        "OBX",
+                        draft.obx_position,
+                        3,
+                        "this order/test/sub-id already belongs to another patient; nothing applied",
+                    )
+                ]
+            )
+        await _one_result(conn, oid, current, values, draft, link, principal, message_id, effects)
+
+
+async def _one_result(
+    conn: AsyncConnection,
+    oid: str,
+    current: Record | None,
+    values: dict[str, Any],
+    draft: ResultDraft,
+    link: PatientLink,
+    principal: Principal,
+    message_id: str,
+    effects: Effects,
+) -> None:
+    ts = now()
+    published = values["status"] in PUBLISHED_STATUSES
+    if current is None:
+        values.update(
+            objectId=oid,
+            createdAt=ts,
+            updatedAt=ts,
+            patient=link.patient_id,
+            visibility="shared",
+            publishedAt=ts if published else None,
+            sourceMessageId=message_id,
+        )
+        values.update(links.acl_columns("LabResult", values, link))
+        record = await insert_record(conn, _RESULT, values, actor=principal.actor_name)
+        effects.created.append(oid)
+    else:
+        if not replaces(current, values["status"], draft.effective_at, draft.reported_at):
+            effects.superseded.append(oid)
+            return
+        changes = {k: v for k, v in values.items() if current.get(k) != v}
+        if not changes:
+            effects.unchanged.append(oid)
+            return
+        republish = published and (current.get("publishedAt") is None or current.get("status") != values["status"])
+        changes.update(updatedAt=ts, sourceMessageId=message_id)
+        if republish:
+            changes["publishedAt"] = ts
+        changes.update(links.acl_columns("LabResult", {**current, **changes}, link))
+        record = await update_record(conn, _RESULT, current, changes, actor=principal.actor_name)
+        effects.updated.append(oid)
+        published = republish
+    if published:
+        effects.published.append(oid)
+        await append(
+            conn,
+            AuditEntry(
+                AuditAction.PUBLISH,
+                principal,
+                "LabResult",
+                oid,
+                link,
+                summary=f"result {record['status']} (version {record['version']})",
+                metadata={"version": record["version"], "status": record["status"], "message": message_id},
+            ),
+        )

@@ -1,0 +1,289 @@
+"""The ingest service both transports call: bytes in, ACK bytes out, after the commit.
+
+One message, one transaction: the dedupe check on (sending facility, MSH-10), the
+effects, the AuditLog entries and the message-log row commit together, and the ACK
+(built in the transaction so the log keeps the original, byte for byte) is returned
+only after the commit. Outcomes (HL7 Table 0008):
+
+* AR: the MSH cannot be read, or the type/version is not supported; nothing applied.
+* AE: understood but not applicable (an E issue from the mapping, a store rule such
+  as a result key owned by another patient, the same MSH-10 with different content);
+  nothing applied, the message kept as a dead letter.
+* AA: applied; warnings travel as ERR segments with severity W.
+
+Nothing here raises: an unexpected failure is logged and answered AE (207).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from gateway.audit.writer import AuditAction, AuditEntry, append
+from gateway.errors import Conflict
+from gateway.hl7v2 import messagelog
+from gateway.hl7v2.apply import Effects, Unappliable, apply_patient, apply_results
+from gateway.policy.principal import RequestInfo, system
+from gateway.store.database import Database
+from gateway.store.ids import new_object_id
+from mappings.hl7v2 import (
+    AckCode,
+    ErrorCode,
+    Hl7Error,
+    MessageHeader,
+    MessageKind,
+    ParseOptions,
+    Severity,
+    build_ack,
+    build_ack_for_unparseable,
+    decode,
+    normalize,
+    parse_adt,
+    parse_message,
+    parse_oru,
+    read_header,
+    split_batch,
+)
+from mappings.hl7v2.header import check_supported
+
+__all__ = ["Delivery", "Ingest", "Reply"]
+
+log = logging.getLogger("gateway.hl7v2")
+
+_ATTEMPTS = 3
+"""Concurrent writers on the same rows (PostgreSQL) retry the whole message this many times."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where a message came from: ``mllp`` or ``http``, the feed name, the peer address."""
+
+    transport: str
+    feed: str | None = None
+    source_address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The ACK for one message, encoded in the message's character set."""
+
+    code: AckCode
+    ack: bytes
+    message_id: str | None
+    duplicate: bool = False
+
+
+@dataclass(slots=True)
+class _Inbound:
+    raw: bytes
+    codec: str
+    header: MessageHeader
+    digest: str
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def is_batch(text: str) -> bool:
+    """An FHS/BHS batch, or more than one MSH in one payload."""
+    body = normalize(text)
+    return body.startswith(("FHS", "BHS")) or body.count("\rMSH") > 0
+
+
+class Ingest:
+    """Turns received payloads into stored effects and ACKs."""
+
+    def __init__(
+        self, db: Database, options: ParseOptions | None = None, *, clock: Callable[[], datetime] = _now
+    ) -> None:
+        self.db = db
+        self.options = options or ParseOptions()
+        self.clock = clock
+
+    async def handle_payload(self, raw: bytes, delivery: Delivery) -> list[Reply]:
+        """One message, or each message of an FHS/BHS batch applied and acknowledged on its own."""
+        decoded = decode(raw)  # total for bytes: an undeclared charset falls back to Latin-1
+        if not is_batch(decoded.text):
+            return [await self.handle(raw, delivery)]
+        parts = split_batch(decoded.text)
+        return [await self.handle(part.encode(decoded.codec, "replace"), delivery) for part in parts]
+
+    async def handle(self, raw: bytes, delivery: Delivery) -> Reply:
+        """Apply one message; never raises."""
+        try:
+            return await self._handle(raw, delivery)
+        except Exception:
+            log.exception("hl7v2: unexpected failure handling a %d-byte message", len(raw))
+            err = Hl7Error(ErrorCode.APPLICATION_INTERNAL_ERROR, None, None, None, "internal error; nothing applied")
+            ack = build_ack_for_unparseable(raw, err, ack_control_id=new_object_id(), now=self.clock())
+            return Reply(AckCode.AE, ack.encode("utf-8", "replace"), None)
+
+    async def reject_oversize(self, head: bytes, size: int, limit: int, delivery: Delivery) -> Reply:
+        """AR for a frame over the size limit; a dead letter records its size and first bytes."""
+        err = Hl7Error(ErrorCode.VALUE_TOO_LONG, None, None, None, f"message of {size} bytes exceeds {limit} bytes")
+        return await self._reject_unreadable(head, err, delivery, size=size)
+
+    async def _handle(self, raw: bytes, delivery: Delivery) -> Reply:
+        try:
+            decoded = decode(raw)
+            msg = parse_message(decoded.text)
+            msg.issues[:0] = decoded.issues
+            header = read_header(msg, self.options.default_tz)
+        except Hl7Error as err:
+            return await self._reject_unreadable(raw, err, delivery)
+        inbound = _Inbound(raw, decoded.codec, header, messagelog.content_digest(normalize(decoded.text)))
+        try:
+            kind = check_supported(header)
+            mapped = parse_oru(msg, self.options) if kind is MessageKind.ORU_R01 else parse_adt(msg, self.options)
+        except Hl7Error as err:
+            return await self._finish(inbound, delivery, AckCode.AR, [err], owns=False)
+        except Exception as exc:  # a mapping bug must still answer
+            log.exception("hl7v2: mapping failed for control id %r", header.control_id)
+            bug = Hl7Error(ErrorCode.SEGMENT_SEQUENCE_ERROR, None, None, None, f"unmappable ({type(exc).__name__})")
+            return await self._finish(inbound, delivery, AckCode.AR, [bug], owns=False)
+        errors = [i for i in mapped.issues if i.severity is Severity.ERROR]
+        warnings = [i for i in mapped.issues if i.severity is not Severity.ERROR]
+        if errors:
+            return await self._finish(inbound, delivery, AckCode.AE, errors + warnings, owns=True)
+        for attempt in range(_ATTEMPTS):
+            try:
+                return await self._apply(inbound, delivery, mapped, warnings)
+            except (Conflict, IntegrityError):
+                log.info("hl7v2: concurrent write on control id %r, retry %d", header.control_id, attempt + 1)
+        busy = Hl7Error(ErrorCode.APPLICATION_RECORD_LOCKED, None, None, None, "records busy; retry later")
+        return await self._finish(inbound, delivery, AckCode.AE, [busy], owns=False)
+
+    async def _reject_unreadable(self, raw: bytes, err: Hl7Error, delivery: Delivery, *, size: int = 0) -> Reply:
+        message_id = new_object_id()
+        ack = build_ack_for_unparseable(raw, err, ack_control_id=message_id, now=self.clock())
+        entry = messagelog.LogEntry(
+            message_id,
+            self.clock(),
+            delivery.transport,
+            delivery.feed,
+            delivery.source_address,
+            None,
+            raw,
+            messagelog.content_digest(raw.decode("latin-1")),
+            AckCode.AR,
+            ack,
+            [err],
+            owns_control_id=False,
+            effects={"truncated": True} if size else None,
+            size=size,
+        )
+        async with self.db.write() as conn:
+            await messagelog.record(conn, entry)
+        return Reply(AckCode.AR, ack.encode("utf-8", "replace"), message_id)
+
+    def _entry(
+        self, inbound: _Inbound, delivery: Delivery, code: AckCode, reasons: list[Hl7Error], *, owns: bool
+    ) -> messagelog.LogEntry:
+        message_id = new_object_id()
+        ack = build_ack(inbound.header, code, reasons, ack_control_id=message_id, now=self.clock())
+        return messagelog.LogEntry(
+            message_id,
+            self.clock(),
+            delivery.transport,
+            delivery.feed,
+            delivery.source_address,
+            inbound.header,
+            inbound.raw,
+            inbound.digest,
+            code,
+            ack,
+            reasons,
+            owns_control_id=owns,
+        )
+
+    def _reply(self, inbound: _Inbound, code: AckCode, ack: str, message_id: str, duplicate: bool = False) -> Reply:
+        return Reply(code, ack.encode(inbound.codec, "replace"), message_id, duplicate)
+
+    async def _repeat(self, conn: Any, inbound: _Inbound, delivery: Delivery) -> Reply | None:
+        """The original ACK for a byte-identical repeat; a dead letter for a reused control id."""
+        h = inbound.header
+        existing = await messagelog.find_control(conn, h.sending_facility[:255], h.control_id[:255])
+        if existing is None:
+            return None
+        if existing.digest == inbound.digest:
+            return self._reply(inbound, existing.outcome, existing.ack, existing.id, duplicate=True)
+        err = Hl7Error(
+            ErrorCode.DUPLICATE_KEY_IDENTIFIER,
+            "MSH",
+            1,
+            10,
+            "control id already used by this sender for a different message; nothing applied",
+        )
+        entry = self._entry(inbound, delivery, AckCode.AE, [err], owns=False)
+        await messagelog.record(conn, entry)
+        return self._reply(inbound, AckCode.AE, entry.ack, entry.id)
+
+    async def _finish(
+        self, inbound: _Inbound, delivery: Delivery, code: AckCode, reasons: list[Hl7Error], *, owns: bool
+    ) -> Reply:
+        """Log a message that applies nothing (AE/AR); a repeat of an owned control id answers as before."""
+        async with self.db.write() as conn:
+            if owns:
+                repeat = await self._repeat(conn, inbound, delivery)
+                if repeat is not None:
+                    return repeat
+            entry = self._entry(inbound, delivery, code, reasons, owns=owns)
+            await messagelog.record(conn, entry)
+        return self._reply(inbound, code, entry.ack, entry.id)
+
+    async def _apply(self, inbound: _Inbound, delivery: Delivery, mapped: Any, warnings: list[Hl7Error]) -> Reply:
+        h = inbound.header
+        principal = system(
+            f"hl7:{delivery.feed or delivery.transport}", RequestInfo(source_address=delivery.source_address)
+        )
+        async with self.db.write() as conn:
+            repeat = await self._repeat(conn, inbound, delivery)
+            if repeat is not None:
+                return repeat
+            message_id = new_object_id()
+            effects = Effects()
+            code, reasons = AckCode.AA, warnings
+            try:
+                async with conn.begin_nested():
+                    await self._effects(conn, mapped, principal, message_id, effects)
+                    await append(
+                        conn,
+                        AuditEntry(
+                            AuditAction.CREATE,
+                            principal,
+                            "Hl7Message",
+                            message_id,
+                            None,
+                            summary=f"{h.message_type}^{h.trigger_event} applied",
+                            metadata={"controlId": h.control_id, "effects": effects.as_dict()},
+                        ),
+                    )
+            except Unappliable as exc:
+                code, reasons, effects = AckCode.AE, exc.errors + warnings, Effects()
+            entry = self._entry(inbound, delivery, code, reasons, owns=True)
+            entry.id, entry.effects = message_id, effects.as_dict() or None
+            entry.ack = build_ack(h, code, reasons, ack_control_id=message_id, now=entry.received_at)
+            await messagelog.record(conn, entry)
+        return self._reply(inbound, code, entry.ack, message_id)
+
+    async def _effects(self, conn: Any, mapped: Any, principal: Any, message_id: str, effects: Effects) -> None:
+        if mapped.patient is None:
+            raise Unappliable([Hl7Error(ErrorCode.REQUIRED_FIELD_MISSING, "PID", 1, 3, "no patient identifier")])
+        link = await apply_patient(conn, mapped.patient, principal, effects)
+        if hasattr(mapped, "results"):
+            await apply_results(
+                conn,
+                mapped.results,
+                mapped.providers,
+                link,
+                principal,
+                sender=mapped.header.sending_facility,
+                message_id=message_id,
+                effects=effects,
+            )
