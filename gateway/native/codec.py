@@ -29,7 +29,7 @@ def iso(ts: datetime) -> str:
     """Parse's date format: UTC, millisecond precision, ``Z`` suffix."""
     if ts.tzinfo is not UTC:
         ts = ts.astimezone(UTC)
-    return ts.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    return ts.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_iso(value: object, field: str) -> datetime:

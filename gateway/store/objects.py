@@ -94,7 +94,7 @@ async def select_records(
     if offset:
         stmt = stmt.offset(offset)
     result = await conn.execute(stmt)
-    records = [record_from_row(row, keep_internal=keep_internal) for row in result.mappings()]
+    records = [dict(row) for row in result.mappings()]
     if with_joins:
         await load_join_arrays(conn, spec, records)
     return records
