@@ -20,11 +20,12 @@ def live() -> dict[str, str]:
 async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     """Ready when the store answers and its schema is at the migration head."""
     db: Database = request.app.state.db
-    checks: dict[str, Any] = {"database": False, "migrations": False}
+    checks: dict[str, Any] = {"database": False, "migrations": False, "durable": False}
     try:
         checks["database"] = await db.ping()
         if checks["database"]:
             checks["migrations"] = await current_revision(db.engine) == head_revision()
+            checks["durable"] = bool((await db.durability())["durable"])
     except Exception:
         checks["database"] = False
     ok = all(checks.values())

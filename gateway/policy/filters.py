@@ -18,7 +18,6 @@ from gateway.policy.acl import allows
 from gateway.policy.principal import Principal
 from gateway.store.classes import PATIENT_SCOPED, ClassSpec
 
-
 _OVERLAP_CACHE: dict[tuple[str, str, str, frozenset[str]], ColumnElement[bool]] = {}
 _OVERLAP_CACHE_MAX = 4096
 

@@ -110,6 +110,21 @@ class Database:
             self._raw = raw
         return self._raw
 
+    async def durability(self) -> dict[str, object]:
+        """What the write path actually runs with (catalog E01): WAL + synchronous=FULL on SQLite,
+        ``synchronous_commit`` on PostgreSQL. Reported by ``/health/ready``."""
+        async with self.write() as conn:
+            if self.dialect == "sqlite":
+                mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
+                sync = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
+                return {
+                    "journal_mode": mode,
+                    "synchronous": {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(int(sync or 0), str(sync)),
+                    "durable": mode == "wal" and int(sync or 0) >= 2,
+                }
+            commit = (await conn.exec_driver_sql("SHOW synchronous_commit")).scalar()
+            return {"synchronous_commit": commit, "durable": commit in ("on", "remote_write", "remote_apply")}
+
     async def dispose(self) -> None:
         if self._raw is not None:
             self._raw.close()

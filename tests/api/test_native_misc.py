@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.api_support import APP_ID, Api, pointer
 
 
@@ -118,10 +120,24 @@ async def test_body_limit_is_a_clean_413(database_url: str) -> None:
 async def test_health(api: Api) -> None:
     assert (await api.client.get("/health/live")).json() == {"status": "ok"}
     r = await api.client.get("/health/ready")
-    assert r.status_code == 200 and r.json()["checks"] == {"database": True, "migrations": True}
+    assert r.status_code == 200 and r.json()["checks"] == {"database": True, "migrations": True, "durable": True}
     assert (await api.client.get("/parse/health", headers=api.headers())).json() == {"status": "ok"}
 
 
 async def test_unknown_route_is_parse_shaped(api: Api) -> None:
     r = await api.client.get("/parse/nothing/here", headers=api.headers())
     assert r.status_code == 404 and "code" in r.json()
+
+
+async def test_write_path_is_durable(settings: Any) -> None:
+    """E01: what we acknowledge survives power loss (WAL + synchronous=FULL; synchronous_commit on PG)."""
+    from gateway.store.database import Database
+
+    db = Database(settings.database_url)
+    try:
+        report = await db.durability()
+    finally:
+        await db.dispose()
+    assert report["durable"] is True
+    if settings.database_url.startswith("sqlite"):
+        assert report["journal_mode"] == "wal" and report["synchronous"] == "FULL"
