@@ -175,8 +175,6 @@ async def update_user(ctx: NativeContext, req: NativeRequest, params: dict[str, 
     principal = await ctx.principal(req)
     body = dict(req.body)
     body.pop("sessionToken", None)
-    if "emailVerified" in body and not principal.is_admin:
-        raise Forbidden("Clients aren't allowed to manually update email verification.")
     return NativeResponse(await objects.update(ctx, principal, "_User", params["objectId"], body))
 
 

@@ -302,8 +302,6 @@ class Records:
             await self.check(conn, class_name, Op.DELETE, principal)
             current = await self._writable(conn, principal, spec, object_id)
             link = await links.link_for(conn, class_name, current)
-            if class_name == "_User" and not principal.is_admin and current["objectId"] != principal.user_id:
-                raise NotFound()
             await delete_record(conn, spec, current, actor=principal.actor_name)
             await append(conn, AuditEntry(AuditAction.DELETE, principal, class_name, object_id, link))
 

@@ -104,3 +104,17 @@ async def test_wrong_master_key_is_refused(api: Api) -> None:
         "/parse/schemas", headers={"X-Parse-Application-Id": APP_ID, "X-Parse-Master-Key": "guess"}
     )
     assert r.status_code == 403 and r.json() == {"error": "unauthorized"}
+
+
+async def test_users_edit_only_themselves_and_never_verification(demo: Api) -> None:
+    alice, bob = demo.ids["alice:user"], demo.ids["bob:user"]
+    r = await demo.put(f"/parse/users/{alice}", {"emailVerified": True}, "alice")
+    assert r.status_code == 400 and r.json()["code"] == 119
+    r = await demo.put(f"/parse/users/{bob}", {"username": "owned"}, "alice")
+    assert r.status_code == 404 and r.json()["code"] == 101
+    r = await demo.delete(f"/parse/users/{bob}", "alice")
+    assert r.status_code == 404
+    assert (await demo.get("/parse/users/me", "bob")).json()["username"] == "bob@example.org"
+    r = await demo.put(f"/parse/users/{alice}", {"password": "new-secret-1"}, "alice")
+    assert r.status_code == 200
+    await demo.login("alice@example.org", "new-secret-1")
