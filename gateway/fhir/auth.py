@@ -1,0 +1,52 @@
+"""Credentials on the FHIR door (DESIGN.md "Credentials on the FHIR door").
+
+A Parse session token (``Authorization: Bearer r:...`` or ``X-Parse-Session-Token``)
+acts as its user under the same record rules; the master key (``X-Parse-Master-Key``
+with ``X-Parse-Application-Id``) is for server tooling. SMART access tokens come later.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+
+from gateway.auth import sessions
+from gateway.errors import GatewayError
+from gateway.fhir.outcome import FhirError, OutcomeIssue
+from gateway.policy.principal import Principal, RequestInfo, master
+from gateway.settings import Settings
+from gateway.store.database import Database
+
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="fhir"'}
+
+
+def unauthorized(diagnostics: str) -> FhirError:
+    """RFC 6750 §3: a missing or bad bearer credential is 401 with a ``WWW-Authenticate`` challenge."""
+    return FhirError(401, OutcomeIssue("login", diagnostics), headers=dict(CHALLENGE))
+
+
+def _same(given: str, expected: str) -> bool:
+    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+async def authenticate(db: Database, settings: Settings, headers: Mapping[str, str], info: RequestInfo) -> Principal:
+    master_key = headers.get("x-parse-master-key")
+    if master_key is not None:
+        app_id = headers.get("x-parse-application-id") or ""
+        if not (_same(app_id, settings.app_id) and _same(master_key, settings.master_key)):
+            raise unauthorized("Invalid application id or master key.")
+        return master(info)
+    token = headers.get("x-parse-session-token")
+    authorization = headers.get("authorization")
+    if token is None and authorization is not None:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise unauthorized("Only Bearer credentials are accepted.")
+        token = value.strip()
+    if token is None:
+        raise unauthorized("Authentication required.")
+    try:
+        async with db.read() as conn:
+            return await sessions.resolve(conn, token, info)
+    except GatewayError as exc:
+        raise unauthorized("Invalid or expired token.") from exc

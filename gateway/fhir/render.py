@@ -1,0 +1,51 @@
+"""Native records -> FHIR resource dicts through the pure mappings (read path: plain dicts only)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from email.utils import format_datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.fhir.context import FhirContext
+from gateway.fhir.registry import ResourceDef
+from gateway.store.models import PatientProfile, ProviderProfile, table_of
+from gateway.store.objects import Record
+
+_patients = table_of(PatientProfile)
+_providers = table_of(ProviderProfile)
+USER_FIELDS = {"Communication": ("from", "to"), "AuditEvent": ("actor",)}
+"""Resources whose native rows point at ``_User``: those resolve to Patient/Practitioner references."""
+
+
+async def user_refs(conn: AsyncConnection, user_ids: Iterable[str]) -> dict[str, str]:
+    """``_User`` id -> ``Patient/<id>`` or ``Practitioner/<id>`` (one query per profile class)."""
+    ids = sorted({u for u in user_ids if u})
+    if not ids:
+        return {}
+    out: dict[str, str] = {}
+    for table, kind in ((_providers, "Practitioner"), (_patients, "Patient")):
+        rows = await conn.execute(select(table.c.user, table.c.objectId).where(table.c.user.in_(ids)))
+        out.update({str(user): f"{kind}/{oid}" for user, oid in rows})
+    return out
+
+
+async def to_resources(
+    conn: AsyncConnection, ctx: FhirContext, rdef: ResourceDef, records: Sequence[Record]
+) -> list[dict[str, Any]]:
+    fields = USER_FIELDS.get(rdef.type, ())
+    refs = await user_refs(conn, (str(r.get(f)) for r in records for f in fields if r.get(f))) if fields else {}
+    return [rdef.mapping.to_fhir(r, ctx.options, user_refs=refs) for r in records]
+
+
+def etag(version: object) -> str:
+    return f'W/"{version or 1}"'
+
+
+def version_headers(record: Record) -> dict[str, str]:
+    headers = {"ETag": etag(record.get("version"))}
+    if record.get("updatedAt") is not None:
+        headers["Last-Modified"] = format_datetime(record["updatedAt"], usegmt=True)
+    return headers

@@ -1,0 +1,78 @@
+"""The FHIR router: one table of (method, pattern) -> interaction; no HTTP in here.
+
+``handle`` takes a :class:`FhirRequest` and returns a :class:`FhirResponse` whose body
+is a resource, a Bundle or an OperationOutcome. Routes (``routes``) and the
+CapabilityStatement (``capability``) are generated from the same :data:`ROUTES` and
+``registry.RESOURCES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.errors import GatewayError
+from gateway.fhir import interactions, search
+from gateway.fhir.capability import capability_statement
+from gateway.fhir.context import FhirContext, FhirRequest, FhirResponse
+from gateway.fhir.outcome import FhirError, from_gateway
+from gateway.fhir.registry import RESOURCES, Interaction, ResourceDef
+
+Handler = Callable[..., Awaitable[FhirResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    pattern: str
+    """Relative to ``/fhir/{type}``: ``""``, ``"{id}"``, ``"{id}/_history/{vid}"`` ..."""
+    interaction: Interaction
+    handler: Handler
+    summary: str
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "{id}", Interaction.READ, interactions.read, "read"),
+    Route("GET", "{id}/_history/{vid}", Interaction.VREAD, interactions.vread, "vread"),
+    Route("GET", "{id}/_history", Interaction.HISTORY_INSTANCE, interactions.history, "instance history"),
+    Route("GET", "", Interaction.SEARCH_TYPE, search.search, "search"),
+    Route("POST", "_search", Interaction.SEARCH_TYPE, search.search, "search (form body)"),
+    Route("POST", "", Interaction.CREATE, interactions.create, "create"),
+    Route("PUT", "{id}", Interaction.UPDATE, interactions.update, "update"),
+    Route("DELETE", "{id}", Interaction.DELETE, interactions.delete, "delete"),
+)
+METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
+
+
+def routes_for(rdef: ResourceDef) -> list[Route]:
+    return [r for r in ROUTES if rdef.supports(r.interaction)]
+
+
+def _guard(rdef: ResourceDef, req: FhirRequest) -> None:
+    if rdef.admin_only and not req.principal.is_admin:
+        raise FhirError.of(403, "forbidden", f"{rdef.type} is available to administrators only.")
+
+
+async def handle(
+    ctx: FhirContext, resource_type: str, route: Route | None, req: FhirRequest, path: dict[str, Any]
+) -> FhirResponse:
+    """Run one interaction; every failure comes back as an OperationOutcome response."""
+    try:
+        rdef = RESOURCES[resource_type]
+        if route is None or not rdef.supports(route.interaction):
+            raise FhirError.of(405, "not-supported", f"{req.method} is not supported here for {resource_type}.")
+        _guard(rdef, req)
+        return await route.handler(ctx, rdef, req, **path)
+    except FhirError as exc:
+        return error_response(exc)
+    except GatewayError as exc:
+        return error_response(from_gateway(exc))
+
+
+def error_response(exc: FhirError) -> FhirResponse:
+    return FhirResponse(exc.status, exc.body(), dict(exc.headers))
+
+
+async def metadata(ctx: FhirContext) -> FhirResponse:
+    return FhirResponse(200, capability_statement(ctx))
