@@ -95,7 +95,7 @@ def _def(
     type_: str,
     params: dict[str, SearchParam],
     *,
-    interactions: frozenset[Interaction] = READ_ONLY,
+    interactions: frozenset[Interaction] = READ_WRITE,
     date: str | None = None,
     admin_only: bool = False,
 ) -> ResourceDef:
