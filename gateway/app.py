@@ -65,6 +65,8 @@ def create_app(settings: Settings, *, db: Database | None = None, mllp: bool = F
             settings.mllp_port,
             max_bytes=settings.mllp_max_bytes,
             idle_seconds=settings.mllp_idle_seconds,
+            allowed_sources=settings.mllp_allowed_sources,
+            max_connections=settings.mllp_max_connections,
         )
         if mllp and settings.mllp_port
         else None

@@ -218,5 +218,62 @@ def feeds_add(name: str, database_url: str | None) -> None:
     click.echo(key)
 
 
+@main.group()
+def hl7() -> None:
+    """HL7 v2 message log: dead letters and re-processing."""
+
+
+@hl7.command("dead-letters")
+@click.option("--limit", type=int, default=50)
+@click.option("--database-url", default=None)
+def hl7_dead_letters(limit: int, database_url: str | None) -> None:
+    """List the newest AE/AR messages (no message content is printed)."""
+    from gateway.hl7v2 import messagelog
+    from gateway.store.database import Database
+
+    settings = _settings(database_url=database_url)
+
+    async def run() -> list[dict[str, Any]]:
+        db = Database(settings.database_url)
+        try:
+            async with db.read() as conn:
+                return await messagelog.dead_letters(conn, limit)
+        finally:
+            await db.dispose()
+
+    for row in asyncio.run(run()):
+        reasons = "; ".join(f"{r.get('location') or '-'} {r.get('message')}" for r in row.get("reason") or [])
+        click.echo(
+            f"{row['id']}  {row['receivedAt']:%Y-%m-%dT%H:%M:%SZ}  {row['outcome']}  "
+            f"{row.get('sendingFacility') or '-'}  {row.get('controlId') or '-'}  {row['size']}B  {reasons}"
+        )
+
+
+@hl7.command("reprocess")
+@click.argument("message_id")
+@click.option("--database-url", default=None)
+def hl7_reprocess(message_id: str, database_url: str | None) -> None:
+    """Run dead letter MESSAGE_ID through ingest again; prints the new outcome."""
+    from gateway.hl7v2 import Ingest
+    from gateway.store.database import Database
+
+    settings = _settings(database_url=database_url)
+
+    async def run() -> Any:
+        db = Database(settings.database_url)
+        try:
+            return await Ingest(db).reprocess(message_id)
+        finally:
+            await db.dispose()
+
+    reply = asyncio.run(run())
+    if reply is None:
+        raise click.ClickException(f"no dead letter {message_id!r}")
+    click.echo(f"{reply.code.value} (message {reply.message_id})")
+    click.echo(reply.ack.decode("utf-8", "replace").replace("\r", "\n"))
+    if reply.code.value != "AA":
+        sys.exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

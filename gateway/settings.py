@@ -43,6 +43,10 @@ class Settings:
     """Largest HL7 message accepted over MLLP or POST /hl7v2; a larger one is answered AR and dead-lettered."""
     mllp_idle_seconds: float = 300.0
     """An MLLP connection silent for this long is closed."""
+    mllp_allowed_sources: tuple[str, ...] = ()
+    """Addresses or CIDR networks that may open MLLP connections; empty allows any."""
+    mllp_max_connections: int = 256
+    """Concurrent MLLP connections; further ones are closed at once (and logged)."""
     base_url: str = "http://127.0.0.1:8000"
     """Public URL used in Location headers, FHIR links and SMART metadata."""
     app_id: str = "portal-gateway"
@@ -88,6 +92,10 @@ class Settings:
             "mllp_port": _env_int("GATEWAY_MLLP_PORT", base.mllp_port),
             "mllp_max_bytes": _env_int("GATEWAY_MLLP_MAX_BYTES", base.mllp_max_bytes),
             "mllp_idle_seconds": float(_env_int("GATEWAY_MLLP_IDLE_SECONDS", int(base.mllp_idle_seconds))),
+            "mllp_allowed_sources": tuple(
+                p.strip() for p in env.get("GATEWAY_MLLP_ALLOWED_SOURCES", "").split(",") if p.strip()
+            ),
+            "mllp_max_connections": _env_int("GATEWAY_MLLP_MAX_CONNECTIONS", base.mllp_max_connections),
             "base_url": env.get("GATEWAY_BASE_URL", ""),
             "app_id": env.get("GATEWAY_APP_ID", base.app_id),
             "master_key": env.get("GATEWAY_MASTER_KEY", ""),

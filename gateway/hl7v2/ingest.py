@@ -86,6 +86,17 @@ class _Inbound:
     digest: str
 
 
+_BLANK = MessageHeader("", "", "", "", None, "", "", "", "", "P", "2.5.1")
+"""Header for a last-resort ACK when not even the MSH salvage of the mapping layer copes."""
+
+
+def _unparseable_ack(raw: bytes, err: Hl7Error, control_id: str, now: datetime) -> str:
+    try:
+        return build_ack_for_unparseable(raw, err, ack_control_id=control_id, now=now)
+    except Exception:  # e.g. a bare "MSH" line: the salvage indexes past its end
+        return build_ack(_BLANK, AckCode.AR, [err], ack_control_id=control_id, now=now)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -108,8 +119,12 @@ class Ingest:
 
     async def handle_payload(self, raw: bytes, delivery: Delivery) -> list[Reply]:
         """One message, or each message of an FHS/BHS batch applied and acknowledged on its own."""
-        decoded = decode(raw)  # total for bytes: an undeclared charset falls back to Latin-1
-        if not is_batch(decoded.text):
+        try:
+            decoded = decode(raw)
+            batch = is_batch(decoded.text)
+        except Exception:  # mappings' decode can raise ValueError on a bare "MSH" line: handle() answers AR
+            batch = False
+        if not batch:
             return [await self.handle(raw, delivery)]
         parts = split_batch(decoded.text)
         return [await self.handle(part.encode(decoded.codec, "replace"), delivery) for part in parts]
@@ -121,8 +136,27 @@ class Ingest:
         except Exception:
             log.exception("hl7v2: unexpected failure handling a %d-byte message", len(raw))
             err = Hl7Error(ErrorCode.APPLICATION_INTERNAL_ERROR, None, None, None, "internal error; nothing applied")
-            ack = build_ack_for_unparseable(raw, err, ack_control_id=new_object_id(), now=self.clock())
+            ack = _unparseable_ack(raw, err, new_object_id(), self.clock())
             return Reply(AckCode.AE, ack.encode("utf-8", "replace"), None)
+
+    async def reprocess(self, message_id: str) -> Reply | None:
+        """Run a dead letter through ingest again (after a fix); None when there is no such AE/AR row.
+
+        The old row gives up its control id first (and names the new row), so a message that
+        was AE for a fixable reason can now be applied; the old row stays in the log. Releasing
+        and re-running are two transactions: a crash in between leaves the control id free,
+        which only means a resend from the sender would be applied.
+        """
+        async with self.db.write() as conn:
+            row = await messagelog.load(conn, message_id)
+            if row is None or row["outcome"] == AckCode.AA.value:
+                return None
+            raw, feed = bytes(row["raw"]), row.get("feed")
+            await messagelog.release(conn, message_id, {"reprocessedAt": self.clock().isoformat()})
+        reply = await self.handle(raw, Delivery("replay", feed))
+        async with self.db.write() as conn:
+            await messagelog.release(conn, message_id, {"reprocessedAs": reply.message_id})
+        return reply
 
     async def reject_oversize(self, head: bytes, size: int, limit: int, delivery: Delivery) -> Reply:
         """AR for a frame over the size limit; a dead letter records its size and first bytes."""
@@ -137,6 +171,12 @@ class Ingest:
             header = read_header(msg, self.options.default_tz)
         except Hl7Error as err:
             return await self._reject_unreadable(raw, err, delivery)
+        except Exception as exc:  # python-hl7 / decode bugs surface as bare errors: still an AR
+            log.warning("hl7v2: unreadable %d-byte message (%s)", len(raw), type(exc).__name__)
+            unreadable = Hl7Error(
+                ErrorCode.SEGMENT_SEQUENCE_ERROR, None, None, None, f"unreadable message ({type(exc).__name__})"
+            )
+            return await self._reject_unreadable(raw, unreadable, delivery)
         inbound = _Inbound(raw, decoded.codec, header, messagelog.content_digest(normalize(decoded.text)))
         try:
             kind = check_supported(header)
@@ -161,7 +201,7 @@ class Ingest:
 
     async def _reject_unreadable(self, raw: bytes, err: Hl7Error, delivery: Delivery, *, size: int = 0) -> Reply:
         message_id = new_object_id()
-        ack = build_ack_for_unparseable(raw, err, ack_control_id=message_id, now=self.clock())
+        ack = _unparseable_ack(raw, err, message_id, self.clock())
         entry = messagelog.LogEntry(
             message_id,
             self.clock(),

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.models import Hl7Message, table_of
 from mappings.hl7v2 import AckCode, Hl7Error, MessageHeader
 
-__all__ = ["LogEntry", "LoggedAck", "content_digest", "find_control", "record"]
+__all__ = ["LogEntry", "LoggedAck", "content_digest", "dead_letters", "find_control", "load", "record", "release"]
 
 _log = table_of(Hl7Message)
 
@@ -97,3 +97,23 @@ async def record(conn: AsyncConnection, entry: LogEntry) -> None:
             "effects": entry.effects,
         },
     )
+
+
+async def load(conn: AsyncConnection, message_id: str) -> dict[str, Any] | None:
+    """One log row as a dict (raw bytes included)."""
+    row = (await conn.execute(select(_log).where(_log.c.id == message_id))).mappings().first()
+    return None if row is None else dict(row)
+
+
+async def release(conn: AsyncConnection, message_id: str, note: dict[str, Any]) -> None:
+    """Give up a dead letter's control id so a re-run can take it; the row stays, with ``note`` in its effects."""
+    row = await load(conn, message_id)
+    effects = {**((row or {}).get("effects") or {}), **note}
+    await conn.execute(update(_log).where(_log.c.id == message_id).values(controlKey=None, effects=effects))
+
+
+async def dead_letters(conn: AsyncConnection, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest AE/AR rows, without their raw bytes."""
+    cols = [c for c in _log.c if c.name != "raw"]
+    stmt = select(*cols).where(_log.c.outcome != AckCode.AA.value).order_by(_log.c.receivedAt.desc()).limit(limit)
+    return [dict(r) for r in (await conn.execute(stmt)).mappings()]

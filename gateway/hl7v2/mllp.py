@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from typing import Any
 
@@ -28,13 +29,23 @@ class MllpServer:
     """Start with :meth:`start`, stop with :meth:`stop`; ``port`` is the bound port (useful with 0)."""
 
     def __init__(
-        self, ingest: Ingest, host: str, port: int, *, max_bytes: int = 16 * 1024 * 1024, idle_seconds: float = 300.0
+        self,
+        ingest: Ingest,
+        host: str,
+        port: int,
+        *,
+        max_bytes: int = 16 * 1024 * 1024,
+        idle_seconds: float = 300.0,
+        allowed_sources: tuple[str, ...] = (),
+        max_connections: int = 256,
     ) -> None:
         self.ingest = ingest
         self.host = host
         self.port = port
         self.max_bytes = max_bytes
         self.idle_seconds = idle_seconds
+        self.allowed = [ipaddress.ip_network(s, strict=False) for s in allowed_sources]
+        self.max_connections = max_connections
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -52,11 +63,31 @@ class MllpServer:
             await self._server.wait_closed()
             self._server = None
 
+    def _admit(self, peer: Any) -> str | None:
+        """Why a new connection is refused, or None."""
+        if len(self._tasks) >= self.max_connections:
+            return "connection limit reached"
+        if self.allowed:
+            try:
+                address = ipaddress.ip_address(str(peer[0]))
+            except (TypeError, ValueError, IndexError):
+                return "unknown source address"
+            if not any(address in net for net in self.allowed):
+                return "source address not allowed"
+        return None
+
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        refused = self._admit(peer)
+        if refused is not None:
+            log.warning("MLLP %s: refused (%s)", peer, refused)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            return
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
-        peer = writer.get_extra_info("peername")
         delivery = Delivery("mllp", None, str(peer[0]) if peer else None)
         framer = Framer(self.max_bytes)
         try:

@@ -56,6 +56,8 @@ async def test_status_codes_follow_the_ack(http: tuple[Client, str]) -> None:
     ar = await _post(client, wire(FIXTURES / "malformed-unknown-version.hl7"), key)
     garbage = await _post(client, b"\x00\x01 nothing like HL7", key)
     empty = await _post(client, b"", key)
+    bare_msh = await _post(client, b"MSH\rPID|1", key)  # mappings.decode raises ValueError on this
+    assert (bare_msh.status_code, msa(bare_msh.content)[1]) == (400, "AR")
     assert (ae.status_code, msa(ae.content)[1]) == (422, "AE")
     assert (ar.status_code, msa(ar.content)[1]) == (400, "AR")
     assert (garbage.status_code, msa(garbage.content)[1]) == (400, "AR")

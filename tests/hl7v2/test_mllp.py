@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import hl7
 from hl7.mllp import open_hl7_connection
 from sqlalchemy import select
@@ -140,6 +142,7 @@ async def test_malformed_input_is_ar_and_the_listener_keeps_serving(listener: Ml
     assert msa(ack)[1] == "AR"
     ack = await client.send(wire(FIXTURES / "malformed-missing-msh.hl7"))
     assert msa(ack)[1] == "AR"
+    assert msa(await client.send(b"MSH\rPID|1"))[1] == "AR"  # a bare MSH line made decode raise
     # an unterminated frame followed by a new one: the partial frame is dropped, not merged
     await client.send_raw(b"\x0bMSH|^~\\&|half a message")
     ack = await client.send(wire(FIXTURES / "chem-panel-beaker.hl7"))
@@ -151,7 +154,7 @@ async def test_malformed_input_is_ar_and_the_listener_keeps_serving(listener: Ml
     fresh = await RawMllp.open(listener.port)
     assert msa(await fresh.send(wire(FIXTURES / "cbc-sunquest.hl7")))[1] == "AA"
     await fresh.close()
-    assert [d["outcome"] for d in await dead_letters(db)] == ["AR", "AR"]
+    assert [d["outcome"] for d in await dead_letters(db)] == ["AR", "AR", "AR"]
 
 
 async def test_oversize_frame_is_rejected_cleanly(listener: MllpServer, db: Database) -> None:
@@ -195,3 +198,35 @@ async def test_app_runs_the_listener_in_the_same_process(database_url: str) -> N
     assert app.state.mllp._server is None, "stopped on shutdown"
     # without mllp=True (every other test app), nothing listens
     assert create_app(make_settings(database_url, mllp_port=port)).state.mllp is None
+
+
+async def _closed(client: RawMllp) -> bool:
+    """The server closed the connection (EOF, or a reset when it closed with our bytes unread)."""
+    try:
+        return await asyncio.wait_for(client.reader.read(), 10) == b""
+    except ConnectionResetError:
+        return True
+
+
+async def test_source_restriction_and_connection_cap(db: Database) -> None:
+    from gateway.hl7v2 import Ingest
+
+    closed = MllpServer(Ingest(db), "127.0.0.1", 0, allowed_sources=("10.0.0.0/8",))
+    capped = MllpServer(Ingest(db), "127.0.0.1", 0, max_connections=1)
+    await closed.start()
+    await capped.start()
+    try:
+        refused = await RawMllp.open(closed.port)
+        await refused.send_raw(b"\x0b" + wire(FIXTURES / "cbc-sunquest.hl7") + b"\x1c\r")
+        assert await _closed(refused), "closed without an ACK"
+        await refused.close()
+        first = await RawMllp.open(capped.port)
+        assert msa(await first.send(wire(FIXTURES / "cbc-sunquest.hl7")))[1] == "AA"
+        second = await RawMllp.open(capped.port)
+        assert await _closed(second), "over the cap: closed at once"
+        await second.close()
+        assert msa(await first.send(wire(FIXTURES / "chem-panel-beaker.hl7")))[1] == "AA"
+        await first.close()
+    finally:
+        await closed.stop()
+        await capped.stop()

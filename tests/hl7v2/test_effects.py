@@ -1,0 +1,81 @@
+"""Store effects of ingest: ADT demographics, audit entries, concurrent duplicates, one transaction per message."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import select
+
+from gateway.audit.verify import verify_chain
+from gateway.hl7v2 import Delivery, Ingest
+from gateway.hl7v2.mllp import MllpServer
+from gateway.store.database import Database
+from gateway.store.models import AuditLog, PatientProfile, table_of
+from tests.hl7v2.support import FIXTURES, RawMllp, counts, dead_letters, msa, wire
+
+_patients = table_of(PatientProfile)
+_audit = table_of(AuditLog)
+
+
+async def _patient(db: Database, mrn: str) -> dict[str, object] | None:
+    async with db.read() as conn:
+        row = (await conn.execute(select(_patients).where(_patients.c.medicalRecordNumber == mrn))).mappings().first()
+        return None if row is None else dict(row)
+
+
+async def test_oru_then_adt_update_changes_demographics_of_the_same_patient(db: Database) -> None:
+    ingest = Ingest(db)
+    d = Delivery("mllp")
+    assert (await ingest.handle(wire(FIXTURES / "correction-1-preliminary.hl7"), d)).code.value == "AA"
+    created = await _patient(db, "ES-20011")
+    assert created is not None and created["givenName"] == "Morgan" and created["version"] == 1
+    reply = await ingest.handle(wire(FIXTURES / "adt-a08-update.hl7"), d)
+    assert reply.code.value == "AA"
+    updated = await _patient(db, "ES-20011")
+    assert updated is not None and updated["objectId"] == created["objectId"]
+    assert (await counts(db))["PatientProfile"] == 1, "never a second profile for one MRN"
+
+
+async def test_merge_is_ae_and_kept_as_dead_letter(db: Database) -> None:
+    reply = await Ingest(db).handle(wire(FIXTURES / "adt-a40-merge.hl7"), Delivery("mllp"))
+    assert msa(reply.ack)[1] == "AE" and b"merge" in reply.ack
+    assert [d["outcome"] for d in await dead_letters(db)] == ["AE"]
+    assert (await counts(db))["PatientProfile"] == 0
+
+
+async def test_publish_writes_audit_entries_and_the_chain_verifies(db: Database, database_url: str) -> None:
+    ingest = Ingest(db)
+    for name in ("correction-1-preliminary", "correction-2-final", "correction-3-corrected"):
+        assert (await ingest.handle(wire(FIXTURES / f"{name}.hl7"), Delivery("http", "lab"))).code.value == "AA"
+    async with db.read() as conn:
+        rows = (await conn.execute(select(_audit.c.action, _audit.c.entityType, _audit.c.actorName))).all()
+    actions = sorted((r.action, r.entityType) for r in rows)
+    assert actions.count(("create", "Hl7Message")) == 3
+    assert actions.count(("publish", "LabResult")) == 2, "final, then corrected; the preliminary is not published"
+    assert {r.actorName for r in rows} == {"hl7:lab"}
+    result = await verify_chain(database_url)
+    assert result.ok, result
+
+
+async def test_concurrent_duplicates_on_two_connections_apply_once(listener: MllpServer, db: Database) -> None:
+    port = listener.port
+    message = wire(FIXTURES / "chem-panel-beaker.hl7")
+    clients = [await RawMllp.open(port) for _ in range(4)]
+    acks = await asyncio.gather(*(c.send(message) for c in clients))
+    for c in clients:
+        await c.close()
+    assert len(set(acks)) == 1 and msa(acks[0])[1] == "AA"
+    totals = await counts(db)
+    assert totals["_Hl7Message"] == 1
+    async with db.read() as conn:
+        versions = (await conn.execute(select(_audit.c.action).where(_audit.c.entityType == "Hl7Message"))).all()
+    assert len(versions) == 1
+
+
+async def test_mllp_then_http_repeat_gets_the_same_ack(listener: MllpServer, db: Database) -> None:
+    message = wire(FIXTURES / "micro-culture-copath.hl7")
+    client = await RawMllp.open(listener.port)  # type: ignore[attr-defined]
+    first = await client.send(message)
+    await client.close()
+    [again] = await Ingest(db).handle_payload(message.replace(b"\r", b"\r\n"), Delivery("http", "lab"))
+    assert again.ack == first and again.duplicate
