@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from gateway.errors import GatewayError, NotFound
 from gateway.fhir import versions
 from gateway.fhir.context import FhirContext, FhirRequest, FhirResponse
-from gateway.fhir.outcome import FhirError, OutcomeIssue, bad_request, from_gateway, not_found
+from gateway.fhir.outcome import FhirError, OutcomeIssue, bad_request, from_gateway, not_found, outcome
 from gateway.fhir.registry import ResourceDef
 from gateway.fhir.render import etag, to_resources, version_headers
 from gateway.records.ops import FieldOp, OpKind
@@ -112,6 +112,8 @@ def _decode(rdef: ResourceDef, req: FhirRequest) -> dict[str, Any]:
         resource = msgspec.json.decode(req.body)
     except msgspec.DecodeError as exc:
         raise bad_request("The body is not valid JSON.") from exc
+    if b"\\u0000" in req.body:
+        raise bad_request("Strings must not contain NUL characters.")
     if not isinstance(resource, dict) or resource.get("resourceType") != rdef.type:
         raise bad_request(f"Expected a {rdef.type} resource.", f"{rdef.type}.resourceType")
     model = getattr(importlib.import_module(f"fhir.resources.R4B.{rdef.type.lower()}"), rdef.type)
@@ -192,7 +194,18 @@ async def create(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest) -> FhirR
     record = result.record
     headers = version_headers(record)
     headers["Location"] = f"{ctx.fhir_base}/{rdef.type}/{record['objectId']}/_history/{record.get('version') or 1}"
-    return FhirResponse(201, await _one(ctx, rdef, record), headers)
+    return _returned(req, 201, await _one(ctx, rdef, record), headers)
+
+
+def _returned(req: FhirRequest, status: int, resource: dict[str, Any], headers: dict[str, str]) -> FhirResponse:
+    """``Prefer: return=minimal|representation|OperationOutcome`` (FHIR R4 §3.1.0.2.2); default representation."""
+    prefer = (req.header("prefer") or "").replace(" ", "").lower()
+    if "return=minimal" in prefer:
+        return FhirResponse(status, None, headers)
+    if "return=operationoutcome" in prefer:
+        done = OutcomeIssue("informational", f"{resource['resourceType']}/{resource['id']} stored.", "information")
+        return FhirResponse(status, outcome(done), headers)
+    return FhirResponse(status, resource, headers)
 
 
 def _if_match(req: FhirRequest) -> int | None:
@@ -218,7 +231,7 @@ async def update(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest, id: str)
         result = await ctx.records.update(req.principal, rdef.class_name, id, _ops(rdef, draft, current))
     except NotFound as exc:
         raise FhirError.of(403, "forbidden", "You may read this resource but not change it.") from exc
-    return FhirResponse(200, await _one(ctx, rdef, result.record), version_headers(result.record))
+    return _returned(req, 200, await _one(ctx, rdef, result.record), version_headers(result.record))
 
 
 async def delete(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest, id: str) -> FhirResponse:

@@ -220,3 +220,20 @@ class ReferenceParam:
         if not object_id:
             raise bad_request(f"Empty reference in {self.name}", self.name)
         return _col(spec, self.column) == object_id
+
+
+@dataclass(frozen=True, slots=True)
+class BooleanParam:
+    """A token over a boolean column (``Patient.active``): ``true`` or ``false``."""
+
+    name: str
+    column: str
+    documentation: str
+    type: str = "token"
+    modifiers: frozenset[str] = frozenset()
+
+    def clause(self, spec: ClassSpec, value: str, modifier: str | None, ctx: SearchContext) -> ColumnElement[bool]:
+        _, code = split_token(value)
+        if code not in ("true", "false"):
+            raise bad_request(f"{self.name} must be true or false", self.name)
+        return _col(spec, self.column) == (code == "true")

@@ -13,6 +13,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from gateway.fhir.params import (
+    BooleanParam,
     CodingParam,
     DateParam,
     FixedTokenParam,
@@ -118,6 +119,7 @@ RESOURCES: Mapping[str, ResourceDef] = MappingProxyType(
                     StringParam("given", ("givenName",), "Given name"),
                     DateParam("birthdate", "dateOfBirth", "Date of birth", as_text=True),
                     TokenParam("gender", "gender", "Administrative gender", systems=(ADMINISTRATIVE_GENDER,)),
+                    BooleanParam("active", "isActive", "Whether the record is in active use"),
                 ),
             ),
             _def(
@@ -145,11 +147,16 @@ RESOURCES: Mapping[str, ResourceDef] = MappingProxyType(
                     TokenParam("status", "status", "Plan status", codes=_inverse(CAREPLAN_STATUS)),
                 ),
             ),
-            _def("Communication", _common(_patient_ref()[0])),
+            _def(
+                "Communication",
+                _common(*_patient_ref(), DateParam("sent", "sentAt", "When the message was sent")),
+                date="sentAt",
+            ),
             _def(
                 "Appointment",
                 _common(
                     _patient_ref()[0],
+                    ReferenceParam("practitioner", "provider", "Practitioner", "The practitioner taking part"),
                     DateParam("date", "startAt", "Appointment start"),
                     TokenParam("status", "status", "Appointment status", codes=_inverse(APPOINTMENT_STATUS)),
                 ),

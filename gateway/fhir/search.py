@@ -86,6 +86,9 @@ def plan_search(ctx: FhirContext, rdef: ResourceDef, spec: ClassSpec, req: FhirR
     plan = SearchPlan()
     strict = _strict(req)
     for raw_name, value in req.params:
+        if "\x00" in raw_name or "\x00" in value:
+            # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the driver.
+            raise bad_request("Search parameters must not contain NUL characters", raw_name.replace("\x00", ""))
         name, _, modifier = raw_name.partition(":")
         if name in RESULT_PARAMS:
             _result_param(plan, rdef, name, value)

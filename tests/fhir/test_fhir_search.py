@@ -236,3 +236,29 @@ async def test_post_search_form(demo: Api) -> None:
         "/fhir/Observation/_search", content=b"{}", headers={**h, "Content-Type": "application/json"}
     )
     assert r.status_code == 415
+
+
+async def test_nul_characters_are_400_not_500(demo: Api) -> None:
+    for path, params in (
+        ("/fhir/Patient", {"name": "a\x00b"}),
+        ("/fhir/Patient", {"_id": "a\x00"}),
+        ("/fhir/Observation", {"patient": "Patient/\x00"}),
+        ("/fhir/Observation", {"code": "x\x00|y"}),
+    ):
+        r = await fget(demo, path, "admin", **params)
+        assert r.status_code == 400, (path, params, r.text)
+        assert valid(r.json())["resourceType"] == "OperationOutcome"
+
+
+async def test_more_parameters(demo: Api) -> None:
+    alice, smith, jones = demo.ids["alice:patient"], demo.ids["smith:provider"], demo.ids["jones:provider"]
+    assert ids(await search(demo, "/fhir/Patient", "alice", active="true")) == [alice]
+    assert ids(await search(demo, "/fhir/Patient", "alice", active="false")) == []
+    assert (await fget(demo, "/fhir/Patient", "alice", active="maybe")).status_code == 400
+    assert len(ids(await search(demo, "/fhir/Appointment", "alice", practitioner=f"Practitioner/{smith}"))) == 1
+    assert ids(await search(demo, "/fhir/Appointment", "alice", practitioner=jones)) == []
+    assert ids(await search(demo, "/fhir/Appointment", "alice", practitioner=f"Patient/{smith}")) == []
+    messages = await search(demo, "/fhir/Communication", "alice", subject=alice, sent="ge2000", _sort="-date")
+    sent = [e["resource"]["sent"] for e in messages["entry"]]
+    assert len(sent) == 3 and sent == sorted(sent, reverse=True)
+    assert ids(await search(demo, "/fhir/Communication", "alice", sent="lt2000")) == []

@@ -124,3 +124,17 @@ async def test_patient_create_and_unique_mrn(demo: Api) -> None:
     r = await _send(demo, "PUT", f"/fhir/Patient/{smith_view['id']}", "smith", smith_view)
     assert r.status_code == 200 and valid(r.json())["name"][0]["text"] == "Alice Q. Example"
     assert r.headers["etag"] == f'W/"{int(smith_view["meta"]["versionId"]) + 1}"'
+
+
+async def test_nul_in_a_written_string_is_400(demo: Api) -> None:
+    r = await _send(demo, "POST", "/fhir/Observation", "smith", _observation(demo, code={"text": "Glu\x00cose"}))
+    assert r.status_code == 400 and valid(r.json())["resourceType"] == "OperationOutcome"
+
+
+async def test_prefer_return(demo: Api) -> None:
+    r = await _send(demo, "POST", "/fhir/Observation", "smith", _observation(demo), Prefer="return=minimal")
+    assert r.status_code == 201 and r.content == b"" and r.headers["location"] and r.headers["etag"] == 'W/"1"'
+    r = await _send(demo, "POST", "/fhir/Observation", "smith", _observation(demo), Prefer="return=OperationOutcome")
+    assert r.status_code == 201 and valid(r.json())["issue"][0]["severity"] == "information"
+    r = await _send(demo, "POST", "/fhir/Observation", "smith", _observation(demo), Prefer="return=representation")
+    assert r.status_code == 201 and valid(r.json())["resourceType"] == "Observation"
