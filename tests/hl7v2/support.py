@@ -55,9 +55,11 @@ async def log_size(db: Database) -> int:
 
 def msa(ack: bytes) -> list[str]:
     """MSA fields of one ACK: [MSA, code, control id]."""
-    for seg in ack.decode("utf-8", "replace").split("\r"):
+    text = ack.decode("utf-8", "replace")
+    sep = text[3] if text.startswith("MSH") and len(text) > 3 else "|"  # the ACK uses the sender's delimiters
+    for seg in text.split("\r"):
         if seg.startswith("MSA"):
-            return seg.split("|")
+            return seg.split(sep)
     raise AssertionError(f"no MSA in {ack!r}")
 
 
