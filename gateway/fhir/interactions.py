@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 from pydantic import ValidationError
 
-from gateway.errors import GatewayError, NotFound
+from gateway.errors import GatewayError, Invalid, NotFound
 from gateway.fhir import versions
 from gateway.fhir.context import FhirContext, FhirRequest, FhirResponse
 from gateway.fhir.outcome import FhirError, OutcomeIssue, bad_request, from_gateway, not_found, outcome
@@ -245,6 +245,9 @@ async def delete(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest, id: str)
         await ctx.records.delete(req.principal, rdef.class_name, id)
     except NotFound as exc:
         raise FhirError.of(403, "forbidden", "You may read this resource but not delete it.") from exc
+    except Invalid as exc:
+        # The store refuses to delete a row other rows still point at: a conflict, not bad input.
+        raise FhirError.of(409, "conflict", exc.message) from exc
     except GatewayError as exc:
         raise from_gateway(exc) from exc
     return FhirResponse(204)

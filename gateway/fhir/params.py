@@ -237,3 +237,26 @@ class BooleanParam:
         if code not in ("true", "false"):
             raise bad_request(f"{self.name} must be true or false", self.name)
         return _col(spec, self.column) == (code == "true")
+
+
+def columns_of(param: SearchParam) -> tuple[str, ...]:
+    """Native columns behind a parameter, for ``:missing``; empty when every row has the element."""
+    if isinstance(param, StringParam):
+        return param.fields
+    if isinstance(param, CodingParam):
+        return ("testCode",)
+    if isinstance(param, TokenParam | DateParam | ReferenceParam | BooleanParam):
+        return (param.column,)
+    return ()
+
+
+def missing_clause(spec: ClassSpec, param: SearchParam, value: str) -> ColumnElement[bool]:
+    """``:missing=true|false`` (FHIR R4 §3.1.1.5.1)."""
+    if value not in ("true", "false"):
+        raise bad_request(f"{param.name}:missing must be true or false", f"{param.name}:missing")
+    cols = [_col(spec, name) for name in columns_of(param)]
+    if not cols:
+        return false() if value == "true" else true()
+    if value == "true":
+        return and_(*(c.is_(None) for c in cols))
+    return or_(*(c.is_not(None) for c in cols))

@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, and_, or_, true
 from gateway.fhir.context import FhirContext, FhirRequest, FhirResponse
 from gateway.fhir.cursor import Cursor, query_digest
 from gateway.fhir.outcome import FhirError, OutcomeIssue, bad_request, outcome
+from gateway.fhir.params import missing_clause
 from gateway.fhir.registry import RESULT_PARAMS, ResourceDef
 from gateway.fhir.render import to_resources
 from gateway.policy.clp import Op
@@ -99,6 +100,10 @@ def plan_search(ctx: FhirContext, rdef: ResourceDef, spec: ClassSpec, req: FhirR
             if strict:
                 raise bad_request(message, raw_name)
             plan.warnings.append(OutcomeIssue("not-supported", message + " (ignored)", severity="warning"))
+            continue
+        if modifier == "missing":
+            plan.where.append(missing_clause(spec, param, value))
+            plan.echo.append((raw_name, value))
             continue
         if modifier and modifier not in param.modifiers and not (param.type == "reference" and modifier == "Patient"):
             raise FhirError.of(400, "not-supported", f"Unsupported modifier {raw_name!r}", raw_name)

@@ -262,3 +262,12 @@ async def test_more_parameters(demo: Api) -> None:
     sent = [e["resource"]["sent"] for e in messages["entry"]]
     assert len(sent) == 3 and sent == sorted(sent, reverse=True)
     assert ids(await search(demo, "/fhir/Communication", "alice", sent="lt2000")) == []
+
+
+async def test_missing_modifier(demo: Api) -> None:
+    undated = await lab(demo, status="final")
+    dated = ids(await search(demo, "/fhir/Observation", "smith", **{"date:missing": "false"}, _count="1000"))
+    missing = ids(await search(demo, "/fhir/Observation", "smith", **{"date:missing": "true"}, _count="1000"))
+    assert undated in missing and undated not in dated and dated and not set(dated) & set(missing)
+    assert ids(await search(demo, "/fhir/Patient", "alice", **{"name:missing": "true"})) == []
+    assert (await fget(demo, "/fhir/Observation", "smith", **{"date:missing": "perhaps"})).status_code == 400

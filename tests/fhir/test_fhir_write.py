@@ -138,3 +138,9 @@ async def test_prefer_return(demo: Api) -> None:
     assert r.status_code == 201 and valid(r.json())["issue"][0]["severity"] == "information"
     r = await _send(demo, "POST", "/fhir/Observation", "smith", _observation(demo), Prefer="return=representation")
     assert r.status_code == 201 and valid(r.json())["resourceType"] == "Observation"
+
+
+async def test_deleting_a_referenced_patient_is_409(demo: Api) -> None:
+    r = await demo.client.delete(f"/fhir/Patient/{demo.ids['bob:patient']}", headers=bearer(demo, "admin"))
+    assert r.status_code == 409 and valid(r.json())["issue"][0]["code"] == "conflict"
+    assert (await fget(demo, f"/fhir/Patient/{demo.ids['bob:patient']}", "admin")).status_code == 200
