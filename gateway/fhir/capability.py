@@ -26,7 +26,7 @@ def _resource(rdef: ResourceDef) -> dict[str, Any]:
         "versioning": "versioned" if versioned else "no-version",
         "readHistory": versioned and rdef.supports(Interaction.VREAD),
         "updateCreate": False,
-        "conditionalCreate": False,
+        "conditionalCreate": rdef.supports(Interaction.CREATE),
         "conditionalRead": "not-supported",
         "conditionalUpdate": False,
         "conditionalDelete": "not-supported",

@@ -15,7 +15,7 @@ import msgspec
 from pydantic import ValidationError
 
 from gateway.errors import GatewayError, Invalid, NotFound
-from gateway.fhir import versions
+from gateway.fhir import search, versions
 from gateway.fhir.context import FhirContext, FhirRequest, FhirResponse
 from gateway.fhir.outcome import FhirError, OutcomeIssue, bad_request, from_gateway, not_found, outcome
 from gateway.fhir.registry import ResourceDef
@@ -186,7 +186,16 @@ def _ops(rdef: ResourceDef, draft: dict[str, Any], current: Record | None) -> li
 
 
 async def create(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest) -> FhirResponse:
-    draft = await _draft(ctx, rdef, _decode(rdef, req))
+    resource = _decode(rdef, req)
+    condition = req.header("if-none-exist")
+    if condition is not None:
+        # FHIR R4 §3.1.0.8 conditional create: one match -> 200 with it, several -> 412 (checked, not atomic).
+        found = await search.matches(ctx, rdef, req, condition)
+        if len(found) > 1:
+            raise FhirError.of(412, "duplicate", "If-None-Exist matches more than one resource.")
+        if found:
+            return FhirResponse(200, await _one(ctx, rdef, found[0]), version_headers(found[0]))
+    draft = await _draft(ctx, rdef, resource)
     try:
         result = await ctx.records.create(req.principal, rdef.class_name, _ops(rdef, draft, None))
     except NotFound as exc:

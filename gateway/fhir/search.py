@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from sqlalchemy import ColumnElement, and_, or_, true
 
@@ -195,3 +195,17 @@ async def search(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest) -> FhirR
 
 def _url(base: str, params: list[tuple[str, str]]) -> str:
     return f"{base}?{urlencode(params)}" if params else base
+
+
+async def matches(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest, query: str, limit: int = 2) -> list[Record]:
+    """Rows ``query`` finds for the caller (conditional create's ``If-None-Exist``); unknown parameters are 400."""
+    params = parse_qsl(query.removeprefix("?"), keep_blank_values=True)
+    if not params or any(name.partition(":")[0] in RESULT_PARAMS for name, _ in params):
+        raise bad_request("If-None-Exist must be a search query without result parameters", "If-None-Exist")
+    probe = FhirRequest("GET", req.principal, params, {"prefer": "handling=strict"})
+    spec = ctx.records.spec(rdef.class_name, req.principal)
+    plan = plan_search(ctx, rdef, spec, probe)
+    cond = and_(ctx.records.filter_for(spec, req.principal), *plan.where)
+    async with ctx.records.db.read() as conn:
+        await ctx.records.check(conn, rdef.class_name, Op.FIND, req.principal)
+        return await select_records(conn, spec, cond, order=[spec.pk.asc()], limit=limit)

@@ -144,3 +144,23 @@ async def test_deleting_a_referenced_patient_is_409(demo: Api) -> None:
     r = await demo.client.delete(f"/fhir/Patient/{demo.ids['bob:patient']}", headers=bearer(demo, "admin"))
     assert r.status_code == 409 and valid(r.json())["issue"][0]["code"] == "conflict"
     assert (await fget(demo, f"/fhir/Patient/{demo.ids['bob:patient']}", "admin")).status_code == 200
+
+
+async def test_conditional_create(demo: Api) -> None:
+    new = {
+        "resourceType": "Patient",
+        "identifier": [{"system": "https://portal-gateway.example.org/fhir/sid/mrn", "value": "COND-1"}],
+        "name": [{"family": "Conditional"}],
+    }
+    cond = {"If-None-Exist": "identifier=https://portal-gateway.example.org/fhir/sid/mrn|COND-1"}
+    first = await _send(demo, "POST", "/fhir/Patient", "admin", new, **cond)
+    assert first.status_code == 201, first.text
+    again = await _send(demo, "POST", "/fhir/Patient", "admin", new, **cond)
+    assert again.status_code == 200 and valid(again.json())["id"] == first.json()["id"]
+    many = await _send(demo, "POST", "/fhir/Patient", "admin", new, **{"If-None-Exist": "gender=female,male"})
+    assert many.status_code == 412 and valid(many.json())["resourceType"] == "OperationOutcome"
+    bad = await _send(demo, "POST", "/fhir/Patient", "admin", new, **{"If-None-Exist": "bogus=1"})
+    assert bad.status_code == 400
+    cap = (await demo.client.get("/fhir/metadata")).json()
+    flags = {r["type"]: r["conditionalCreate"] for r in cap["rest"][0]["resource"]}
+    assert flags["Patient"] is True and flags["AuditEvent"] is False
