@@ -12,7 +12,7 @@ from gateway.native.codec import decode_body, iso
 from gateway.native.context import NativeContext, NativeResponse
 from gateway.native.dispatch import route
 from gateway.native.encode import to_json
-from gateway.native.request import NativeRequest
+from gateway.native.request import NativeRequest, reject_nul
 from gateway.policy.clp import Op
 from gateway.policy.principal import Principal
 from gateway.records.service import find_records
@@ -56,9 +56,10 @@ def _json_option(options: dict[str, Any], name: str) -> Any:
     value = options.get(name)
     if isinstance(value, str):
         try:
-            return msgspec.json.decode(value.encode())
+            value = msgspec.json.decode(value.encode())
         except msgspec.DecodeError as exc:
             raise Invalid(f"{name} is not valid JSON", parse_code=ParseCode.INVALID_JSON) from exc
+        reject_nul(value)
     return value
 
 

@@ -72,6 +72,22 @@ class NativeRequest:
         )
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def reject_nul(value: Any) -> None:
+    """PostgreSQL text cannot hold U+0000; refuse it on every backend alike instead of failing in the driver."""
+    if _has_nul(value):
+        raise Invalid("strings may not contain the NUL character (U+0000)", parse_code=ParseCode.INVALID_JSON)
+
+
 def decode_json_body(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
@@ -143,6 +159,9 @@ async def native_request(request: Request[Any, Any, Any], settings: Settings) ->
             raise Invalid(f"unsupported _method {override!r}", parse_code=ParseCode.INVALID_JSON)
     if method == "GET" and request.scope.get("query_string"):
         options = dict(request.query_params)
+    if body or options:
+        reject_nul(body)
+        reject_nul(options)
     peer = request.scope.get("client")
     peer_host = peer[0] if peer else None
     forwarded = found.get("forwarded_for")

@@ -169,3 +169,12 @@ async def test_catastrophic_regex_is_fast(demo: Api) -> None:
 async def test_anonymous_find_is_refused_like_empty(demo: Api) -> None:
     r = await demo.find("LabResult", None)
     assert r.status_code == 404 and r.json()["code"] == 101
+
+
+async def test_nul_characters_are_a_clean_400(demo: Api) -> None:
+    r = await demo.find("PatientProfile", "smith", where=w({"displayName": "a\u0000"}))
+    assert r.status_code == 400 and r.json()["code"] == 107
+    r = await demo.put(
+        f"/parse/classes/PatientProfile/{demo.ids['alice:patient']}", {"displayName": "a\u0000b"}, "smith"
+    )
+    assert r.status_code == 400 and r.json()["code"] == 107
