@@ -223,12 +223,21 @@ async def apply_results(
             by_source.setdefault(p.provider_id or p.npi or "", oid)
             if oid not in effects.providers:
                 effects.providers.append(oid)
+    planned = []
     for draft in results:
         provider = by_source.get(draft.ordering_provider or "") if draft.ordering_provider else None
         values = _values(draft, provider)
         _check(draft, values)
-        oid = derived_object_id("LabResult", sender, str(draft.key_id))
-        current = await get_record(conn, _RESULT, oid, keep_internal=True, for_update=True)
+        planned.append((derived_object_id("LabResult", sender, str(draft.key_id)), draft, values))
+    # One read for every row the message touches (not one per OBX); later OBX with the same key see
+    # the row as the earlier one left it.
+    stmt = select(_RESULT.table).where(_RESULT.pk.in_([oid for oid, _, _ in planned]))
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    rows = (await conn.execute(stmt)).mappings().all()
+    current_of: dict[str, Record] = {str(r["objectId"]): dict(r) for r in rows}
+    for oid, draft, values in planned:
+        current = current_of.get(oid)
         if current is not None and current["patient"] != link.patient_id:
             raise Unappliable(
                 [
@@ -241,7 +250,7 @@ async def apply_results(
                     )
                 ]
             )
-        await _one_result(conn, oid, current, values, draft, link, principal, message_id, effects)
+        current_of[oid] = await _one_result(conn, oid, current, values, draft, link, principal, message_id, effects)
 
 
 async def _one_result(
@@ -254,7 +263,8 @@ async def _one_result(
     principal: Principal,
     message_id: str,
     effects: Effects,
-) -> None:
+) -> Record:
+    """Insert, version, or leave the row; returns the row as it now stands."""
     ts = now()
     published = values["status"] in PUBLISHED_STATUSES
     if current is None:
@@ -273,11 +283,11 @@ async def _one_result(
     else:
         if not replaces(current, values["status"], draft.effective_at, draft.reported_at):
             effects.superseded.append(oid)
-            return
+            return current
         changes = {k: v for k, v in values.items() if current.get(k) != v}
         if not changes:
             effects.unchanged.append(oid)
-            return
+            return current
         republish = published and (current.get("publishedAt") is None or current.get("status") != values["status"])
         changes.update(updatedAt=ts, sourceMessageId=message_id)
         if republish:
@@ -300,3 +310,4 @@ async def _one_result(
                 metadata={"version": record["version"], "status": record["status"], "message": message_id},
             ),
         )
+    return record

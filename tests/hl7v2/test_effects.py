@@ -79,3 +79,20 @@ async def test_mllp_then_http_repeat_gets_the_same_ack(listener: MllpServer, db:
     await client.close()
     [again] = await Ingest(db).handle_payload(message.replace(b"\r", b"\r\n"), Delivery("http", "lab"))
     assert again.ack == first and again.duplicate
+
+
+async def test_same_key_twice_in_one_message_is_one_row_with_two_versions(db: Database) -> None:
+    message = (
+        b"MSH|^~\\&|LABCORE|EASTSIDE LAB|PORTAL|PORTAL GW|20260118080000-0600||ORU^R01^ORU_R01|ES-TWICE-1|P|2.5.1\r"
+        b"PID|1||ES-777^^^EASTSIDE^MR||Twice^Terry||19700101|M\r"
+        b"OBR|1|PO-7|FO-7|2345-7^Glucose^LN|||20260118070000-0600\r"
+        b"OBX|1|NM|2345-7^Glucose^LN||140|mg/dL^^UCUM|70-99|H|||P|||202601180730-0600\r"
+        b"OBX|2|NM|2345-7^Glucose^LN||141|mg/dL^^UCUM|70-99|H|||F|||202601180730-0600\r"
+    )
+    reply = await Ingest(db).handle(message, Delivery("mllp"))
+    assert reply.code.value == "AA", reply.ack
+    async with db.read() as conn:
+        from gateway.store.models import LabResult
+
+        rows = (await conn.execute(select(table_of(LabResult)))).mappings().all()
+    assert [(r["status"], r["resultValue"], r["version"]) for r in rows] == [("final", "141", 2)]
