@@ -110,6 +110,8 @@ def _salvage(raw: str) -> tuple[Encoding, list[str]]:
     if start < 0 or len(raw) < start + 8:
         return Encoding(), []
     line = raw[start:].replace("\n", "\r").split("\r", 1)[0]
+    if len(line) < 8:
+        return Encoding(), []
     sep, chars = line[3], line[4:8]
     candidate = sep + chars
     if len(set(candidate)) != 5 or any(ch.isalnum() or ch.isspace() for ch in candidate):

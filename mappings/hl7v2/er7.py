@@ -47,7 +47,10 @@ def _msh18(raw: bytes) -> str:
     if start < 0 or len(raw) < start + 4:
         return ""
     line = raw[start:].split(b"\r", 1)[0].split(b"\n", 1)[0]
-    parts = line.split(line[3:4])
+    separator = line[3:4]
+    if not separator:
+        return ""
+    parts = line.split(separator)
     # parts[0] is "MSH" and parts[1] is MSH-2, so MSH-n is parts[n - 1].
     return parts[17].decode("ascii", "replace").split("~")[0].split("^")[0].strip() if len(parts) > 17 else ""
 

@@ -73,3 +73,18 @@ def test_dtm_precision_and_zones() -> None:
     for bad in ("2026013", "20261301", "abc", "20260101+2500"):
         with pytest.raises(ValueError):
             parse_dtm(bad, UTC)
+
+
+def test_bare_msh_segment_never_crashes() -> None:
+    """Found by the fuzz test: an MSH with no delimiters at all must give a located error and an AR."""
+    from datetime import UTC, datetime
+
+    from mappings.hl7v2 import build_ack_for_unparseable, decode
+    from mappings.hl7v2.errors import Hl7Error
+    from mappings.hl7v2.tables import ErrorCode
+
+    error = Hl7Error(ErrorCode.SEGMENT_SEQUENCE_ERROR, "MSH", 1, 1, "bare MSH")
+    for raw in (b"MSH\r", b"MSH\rPID|1\r", b"MSH\nOBX|1"):
+        assert decode(raw).text.startswith("MSH")
+        ack = build_ack_for_unparseable(raw, error, ack_control_id="A1", now=datetime(2026, 1, 1, tzinfo=UTC))
+        assert "MSA|AR" in ack
