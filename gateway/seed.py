@@ -169,94 +169,52 @@ LABS = (
     ("6690-2", "Leukocytes [#/volume] in Blood by Automated count", "6.1", "10*3/uL", "4.5-11.0", "N"),
     ("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", "5.4", "%", "<5.7", "N"),
 )
+POTASSIUM = ("2823-3", "Potassium [Moles/volume] in Serum or Plasma", "5.9", "mmol/L", "3.5-5.1", "H")
+ALT = ("1742-6", "Alanine aminotransferase [Enzymatic activity/volume] in Serum or Plasma", "31", "U/L", "7-56", "")
+
+
+def _lab_values(
+    patient: str, provider: str, order: str, lab: tuple[str, ...], status: str, effective: datetime
+) -> dict[str, Any]:
+    code, name, value, units, ref, flag = lab
+    values: dict[str, Any] = {
+        "patient": patient,
+        "orderedBy": provider,
+        "orderId": f"ORD-{patient[:4]}-{order}",
+        "testCode": code,
+        "codeSystem": "LN",
+        "testName": name,
+        "resultValue": value,
+        "valueType": "NM",
+        "units": units,
+        "referenceRange": ref,
+        "status": status,
+        "effectiveAt": effective,
+        "visibility": "shared",
+        "resultData": {"value": float(value)},
+    }
+    if flag:
+        values["interpretation"] = flag
+    return values
 
 
 async def _labs(records: Records, actor: Principal, patient: str, provider: str, now: datetime, *, full: bool) -> None:
-    chosen = LABS if full else LABS[:3]
-    for i, (code, name, value, units, ref, flag) in enumerate(chosen):
-        effective = now - timedelta(days=10 - i)
-        await records.create(
-            actor,
-            "LabResult",
-            _ops(
-                {
-                    "patient": patient,
-                    "orderedBy": provider,
-                    "orderId": f"ORD-{patient[:4]}-{i // 3 + 1}",
-                    "testCode": code,
-                    "codeSystem": "LN",
-                    "testName": name,
-                    "resultValue": value,
-                    "valueType": "NM",
-                    "units": units,
-                    "referenceRange": ref,
-                    "interpretation": flag,
-                    "status": "final",
-                    "effectiveAt": effective,
-                    "visibility": "shared",
-                    "resultData": {"value": float(value)},
-                }
-            ),
-        )
-    corrected = await records.create(
-        actor,
-        "LabResult",
-        _ops(
-            {
-                "patient": patient,
-                "orderedBy": provider,
-                "orderId": f"ORD-{patient[:4]}-9",
-                "testCode": "2823-3",
-                "codeSystem": "LN",
-                "testName": "Potassium [Moles/volume] in Serum or Plasma",
-                "resultValue": "5.9",
-                "valueType": "NM",
-                "units": "mmol/L",
-                "referenceRange": "3.5-5.1",
-                "interpretation": "H",
-                "status": "final",
-                "effectiveAt": now - timedelta(days=3),
-                "visibility": "shared",
-                "resultData": {"value": 5.9},
-            }
-        ),
-    )
-    await records.update(
-        actor,
-        "LabResult",
-        corrected.record["objectId"],
-        _ops(
-            {
-                "resultValue": "4.4",
-                "interpretation": "N",
-                "status": "corrected",
-                "resultData": {"value": 4.4},
-                "notes": "Corrected: the first specimen was hemolyzed.",
-            }
-        ),
-    )
-    await records.create(
-        actor,
-        "LabResult",
-        _ops(
-            {
-                "patient": patient,
-                "orderedBy": provider,
-                "orderId": f"ORD-{patient[:4]}-10",
-                "testCode": "1742-6",
-                "codeSystem": "LN",
-                "testName": "Alanine aminotransferase [Enzymatic activity/volume] in Serum or Plasma",
-                "resultValue": "31",
-                "valueType": "NM",
-                "units": "U/L",
-                "referenceRange": "7-56",
-                "status": "preliminary",
-                "effectiveAt": now - timedelta(hours=6),
-                "visibility": "shared",
-                "resultData": {"value": 31.0},
-            }
-        ),
-    )
+    """Final results, one corrected to version 2, and one preliminary result the patient must not see."""
+    for i, lab in enumerate(LABS if full else LABS[:3]):
+        values = _lab_values(patient, provider, str(i // 3 + 1), lab, "final", now - timedelta(days=10 - i))
+        await records.create(actor, "LabResult", _ops(values))
+    first = _lab_values(patient, provider, "9", POTASSIUM, "final", now - timedelta(days=3))
+    corrected = await records.create(actor, "LabResult", _ops(first))
+    correction = {
+        "resultValue": "4.4",
+        "interpretation": "N",
+        "status": "corrected",
+        "resultData": {"value": 4.4},
+        "notes": "Corrected: the first specimen was hemolyzed.",
+    }
+    await records.update(actor, "LabResult", corrected.record["objectId"], _ops(correction))
+    pending = _lab_values(patient, provider, "10", ALT, "preliminary", now - timedelta(hours=6))
+    await records.create(actor, "LabResult", _ops(pending))
 
 
 async def _plans_messages_appointments(
