@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 from gateway.errors import Forbidden, Invalid, ParseCode
+from gateway.policy.principal import Principal
+from gateway.policy.rules import PatientLink, care_team_role
 
 SERVER_MANAGED = frozenset({"objectId", "createdAt", "updatedAt", "version"})
 """Never client-settable; sending them is Parse's 105 "invalid field name"."""
@@ -141,3 +144,33 @@ def check_writable(class_name: str, keys: set[str], relation: Relation, *, creat
     if refused:
         name = sorted(refused)[0]
         raise Forbidden(f"Permission denied to set field {name} on class {class_name}.")
+
+
+HIDDEN_FOR_OTHERS: Mapping[str, frozenset[str]] = {"_User": frozenset({"email", "emailVerified"})}
+"""Fields shown only to the record's own user and admins (Parse protectedFields); never queryable by others."""
+
+
+def hidden_fields(class_name: str, principal: Principal, record: Mapping[str, Any]) -> frozenset[str]:
+    hidden = HIDDEN_FOR_OTHERS.get(class_name, frozenset())
+    if not hidden or principal.is_admin or record.get("objectId") == principal.user_id:
+        return frozenset()
+    return hidden
+
+
+def relation_of(principal: Principal, class_name: str, record: Mapping[str, Any], link: PatientLink | None) -> Relation:
+    """How the caller relates to a record (or, on create, to the patient it will belong to)."""
+    if principal.is_master:
+        return Relation.MASTER
+    if principal.is_admin:
+        return Relation.ADMIN
+    if class_name == "_User":
+        return Relation.PATIENT if record.get("objectId") == principal.user_id else Relation.OTHER
+    if class_name == "PatientProfile" and record.get("objectId") is None and principal.is_provider:
+        return Relation.CARE_TEAM
+    if link is not None and care_team_role(link.patient_id) in principal.roles:
+        return Relation.CARE_TEAM
+    if link is not None and link.patient_user_id and link.patient_user_id == principal.user_id:
+        return Relation.PATIENT
+    if class_name == "Message" and principal.user_id in (record.get("from"), record.get("to")):
+        return Relation.PARTICIPANT
+    return Relation.OTHER

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.auth import roles
 from gateway.policy.acl import flatten
-from gateway.policy.principal import Principal, Role
+from gateway.policy.principal import Role
 from gateway.policy.rules import PatientLink, care_team_role, record_acl
 from gateway.store.classes import CLASSES, PATIENT_SCOPED
 from gateway.store.models import CareTeam, PatientProfile, ProviderProfile, table_of
@@ -91,7 +91,3 @@ async def resync_patient_acls(conn: AsyncConnection, patient_id: str) -> None:
 
 async def ensure_built_in_role(conn: AsyncConnection, role: Role, user_id: str) -> None:
     await roles.add_user(conn, role.value, user_id)
-
-
-def on_care_team(principal: Principal, link: PatientLink | None) -> bool:
-    return link is not None and care_team_role(link.patient_id) in principal.roles

@@ -21,7 +21,7 @@ from gateway.errors import Forbidden, Invalid, NotFound, ParseCode
 from gateway.policy import clp as clp_mod
 from gateway.policy.acl import allows
 from gateway.policy.clp import Op
-from gateway.policy.fields import Relation, check_writable
+from gateway.policy.fields import Relation, check_writable, hidden_fields, relation_of
 from gateway.policy.filters import read_filter, readable
 from gateway.policy.principal import Principal, Role
 from gateway.policy.rules import PLAN_TRANSITIONS, PUBLISHED_STATUSES, PatientLink, PlanStatus
@@ -43,9 +43,6 @@ from gateway.store.objects import (
     record_from_row,
     update_record,
 )
-
-HIDDEN_FOR_OTHERS: Mapping[str, frozenset[str]] = {"_User": frozenset({"email", "emailVerified"})}
-"""Fields shown only to the record's own user and admins (Parse protectedFields)."""
 
 
 @dataclass(slots=True)
@@ -116,10 +113,7 @@ class Records:
         clp_mod.check(class_name, op, principal, await self.clp(conn, class_name))
 
     def hidden_fields(self, spec: ClassSpec, principal: Principal, record: Mapping[str, Any]) -> frozenset[str]:
-        hidden = HIDDEN_FOR_OTHERS.get(spec.name, frozenset())
-        if not hidden or principal.is_admin or record.get("objectId") == principal.user_id:
-            return frozenset()
-        return hidden
+        return hidden_fields(spec.name, principal, record)
 
     # ------------------------------------------------------------ reads
 
@@ -189,30 +183,6 @@ class Records:
 
     # ------------------------------------------------------------ writes
 
-    async def relation(
-        self,
-        conn: AsyncConnection,
-        principal: Principal,
-        class_name: str,
-        record: Mapping[str, Any],
-        link: PatientLink | None,
-    ) -> Relation:
-        if principal.is_master:
-            return Relation.MASTER
-        if principal.is_admin:
-            return Relation.ADMIN
-        if class_name == "_User":
-            return Relation.PATIENT if record.get("objectId") == principal.user_id else Relation.OTHER
-        if class_name == "PatientProfile" and record.get("objectId") is None and principal.is_provider:
-            return Relation.CARE_TEAM
-        if links.on_care_team(principal, link):
-            return Relation.CARE_TEAM
-        if link is not None and link.patient_user_id and link.patient_user_id == principal.user_id:
-            return Relation.PATIENT
-        if class_name == "Message" and principal.user_id in (record.get("from"), record.get("to")):
-            return Relation.PARTICIPANT
-        return Relation.OTHER
-
     async def create(self, principal: Principal, class_name: str, ops: Sequence[FieldOp]) -> WriteResult:
         spec = self.spec(class_name, principal)
         if class_name == "_User":
@@ -231,7 +201,7 @@ class Records:
             values: dict[str, Any] = dict(applied.columns)
             values.update({k: v for k, v in applied.joins.items()})
             link = await self._target_link(conn, principal, class_name, values)
-            relation = await self.relation(conn, principal, class_name, values, link)
+            relation = relation_of(principal, class_name, values, link)
             if relation is Relation.OTHER and class_name in ("LabResult", "TreatmentPlan", "Appointment", "Message"):
                 raise NotFound()
             check_writable(class_name, {op.field for op in ops}, relation, creating=True)
@@ -263,7 +233,7 @@ class Records:
             await self.check(conn, class_name, Op.UPDATE, principal)
             current = await self._writable(conn, principal, spec, object_id)
             link = await links.link_for(conn, class_name, current)
-            relation = await self.relation(conn, principal, class_name, current, link)
+            relation = relation_of(principal, class_name, current, link)
             check_writable(class_name, {op.field for op in ops}, relation, creating=False)
             plain = [op for op in ops if op.field != "password"]
             applied = apply_ops(spec, current, plain)
