@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from gateway.policy.scopes import SmartScopes
+
 
 class Role(StrEnum):
     """Built-in roles (DESIGN.md "Authorization"). Providers and admins are never self-assigned."""
@@ -50,6 +52,12 @@ class Principal:
     info: RequestInfo = field(default_factory=RequestInfo)
     own_patient_id: str | None = None
     """The PatientProfile this user activated, if any."""
+    scopes: SmartScopes | None = None
+    """SMART scopes of the access token; None = not scope-limited (Parse session, master key)."""
+    patient_context: str | None = None
+    """The launch patient of a SMART token: ``patient/`` scopes reach only this compartment."""
+    fhir_user: str | None = None
+    """``Patient/<id>`` or ``Practitioner/<id>`` for a SMART token with ``fhirUser``."""
 
     @property
     def is_master(self) -> bool:
