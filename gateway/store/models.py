@@ -343,3 +343,111 @@ class Hl7Feed(Base):
     keyHash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
     createdAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     isActive: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+
+
+class OAuthClient(Base):
+    """A registered SMART app or back end (``portal-gateway clients add``).
+
+    ``clientType`` is ``public``, ``confidential-symmetric`` (``secretHash`` is the
+    SHA-256 of a generated 256-bit secret) or ``confidential-asymmetric`` (``jwks``
+    or ``jwksUrl`` holds its public keys). Redirect URIs match exactly.
+    """
+
+    __tablename__ = "_OAuthClient"
+    clientId: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    clientType: Mapped[str] = mapped_column(String(32), nullable=False)
+    secretHash: Mapped[str | None] = mapped_column(String(64))
+    redirectUris: Mapped[list[str]] = mapped_column(JSONType, nullable=False)
+    scope: Mapped[str] = mapped_column(Text, nullable=False)
+    jwks: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    jwksUrl: Mapped[str | None] = mapped_column(String(1024))
+    createdAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    isActive: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+
+
+class OAuthCode(Base):
+    """An authorization code, stored as its SHA-256; single use (``usedAt``), short-lived.
+
+    ``grantId`` names the token family the code's exchange starts, so a replayed code
+    revokes every token issued from it (RFC 6749 §4.1.2).
+    """
+
+    __tablename__ = "_OAuthCode"
+    codeHash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    clientId: Mapped[str] = mapped_column(
+        String(128), ForeignKey("_OAuthClient.clientId", ondelete="CASCADE"), nullable=False
+    )
+    redirectUri: Mapped[str] = mapped_column(Text, nullable=False)
+    scope: Mapped[str] = mapped_column(Text, nullable=False)
+    user: Mapped[str] = mapped_column(ID, ForeignKey("_User.objectId", ondelete="CASCADE"), nullable=False)
+    patient: Mapped[str | None] = mapped_column(ID)
+    fhirUser: Mapped[str | None] = mapped_column(String(128))
+    nonce: Mapped[str | None] = mapped_column(String(255))
+    codeChallenge: Mapped[str] = mapped_column(String(128), nullable=False)
+    codeChallengeMethod: Mapped[str] = mapped_column(String(8), nullable=False)
+    needPatientBanner: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    grantId: Mapped[str] = mapped_column(String(32), nullable=False)
+    createdAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    expiresAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    usedAt: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class OAuthRefreshToken(Base):
+    """A refresh token (SHA-256 only). Rotation marks the old one ``rotatedAt``; presenting
+    a rotated token again revokes its whole ``grantId`` family (RFC 9700 §4.14)."""
+
+    __tablename__ = "_OAuthRefreshToken"
+    tokenHash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grantId: Mapped[str] = mapped_column(String(32), nullable=False)
+    clientId: Mapped[str] = mapped_column(
+        String(128), ForeignKey("_OAuthClient.clientId", ondelete="CASCADE"), nullable=False
+    )
+    user: Mapped[str] = mapped_column(ID, ForeignKey("_User.objectId", ondelete="CASCADE"), nullable=False)
+    patient: Mapped[str | None] = mapped_column(ID)
+    fhirUser: Mapped[str | None] = mapped_column(String(128))
+    scope: Mapped[str] = mapped_column(Text, nullable=False)
+    needPatientBanner: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    createdAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    expiresAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    rotatedAt: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revokedAt: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    __table_args__ = (Index("ix_oauthrefresh_grant", "grantId"),)
+
+
+class OAuthAccessToken(Base):
+    """Every issued access token's ``jti`` (the JWT itself is not stored): revocation and
+    introspection look it up, so a revoked token is dead on its next request."""
+
+    __tablename__ = "_OAuthAccessToken"
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grantId: Mapped[str | None] = mapped_column(String(32))
+    clientId: Mapped[str] = mapped_column(
+        String(128), ForeignKey("_OAuthClient.clientId", ondelete="CASCADE"), nullable=False
+    )
+    user: Mapped[str | None] = mapped_column(ID, ForeignKey("_User.objectId", ondelete="CASCADE"))
+    createdAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    expiresAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    revokedAt: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    __table_args__ = (Index("ix_oauthaccess_grant", "grantId"),)
+
+
+class OAuthAssertionJti(Base):
+    """``jti`` values of accepted client assertions, kept until they expire (replay check)."""
+
+    __tablename__ = "_OAuthAssertionJti"
+    clientId: Mapped[str] = mapped_column(String(128), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(255), primary_key=True)
+    expiresAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class SmartLaunch(Base):
+    """An EHR launch context from ``createSmartLaunch``: single use, short-lived, hashed."""
+
+    __tablename__ = "_SmartLaunch"
+    launchHash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient: Mapped[str] = mapped_column(ID, ForeignKey("PatientProfile.objectId", ondelete="CASCADE"), nullable=False)
+    issuedBy: Mapped[str | None] = mapped_column(String(255))
+    createdAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    expiresAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    usedAt: Mapped[datetime | None] = mapped_column(UTCDateTime())
