@@ -67,6 +67,10 @@ class Settings:
     include_max_depth: int = 3
     regex_max_length: int = 256
     in_max_items: int = 10_000
+    audit_reads: bool = True
+    """Audit every read/search of health data (issue #6); off only to measure its cost (bench/audit_read.py)."""
+    audit_checkpoint_seconds: int = 300
+    """``serve`` signs and writes a chain checkpoint this often (0: only by ``portal-gateway audit checkpoint``)."""
     batch_max_requests: int = 50
     session_days: int = 365
     activation_code_minutes: int = 60 * 24 * 3
@@ -115,6 +119,8 @@ class Settings:
         return cls(**values)
 
     def with_(self, **changes: Any) -> Settings:
+            "audit_reads": env.get("GATEWAY_AUDIT_READS", "1").strip().lower() not in ("0", "false", "no", "off"),
+            "audit_checkpoint_seconds": _env_int("GATEWAY_AUDIT_CHECKPOINT_SECONDS", base.audit_checkpoint_seconds),
         return replace(self, **changes)
 
     def checked(self) -> Settings:

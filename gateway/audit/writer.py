@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -107,32 +108,48 @@ async def _lock_head(conn: AsyncConnection) -> tuple[int, str]:
 
 async def append(conn: AsyncConnection, entry: AuditEntry) -> str:
     """Append one entry; returns its hash. Must run inside the transaction it audits."""
+    return (await append_many(conn, [entry]))[-1]
+
+
+async def append_many(conn: AsyncConnection, entries: Sequence[AuditEntry]) -> list[str]:
+    """Append entries in order under one head lock, with one multi-row insert; returns their hashes.
+
+    The group-commit path for reads (``gateway.audit.reads``) calls this with a whole
+    batch, so the head row is read and moved once per transaction, not once per entry.
+    """
+    if not entries:
+        return []
     seq, prev = await _lock_head(conn)
-    seq += 1
-    principal = entry.principal
     created = datetime.now(UTC)
-    values: dict[str, Any] = {
-        "objectId": new_object_id(),
-        "seq": seq,
-        "createdAt": iso(created),
-        "actor": principal.user_id,
-        "actorName": principal.actor_name,
-        "entityType": entry.entity_type,
-        "entityId": entry.entity_id,
-        "patient": entry.patient.patient_id if entry.patient else None,
-        "action": entry.action.value,
-        "summary": entry.summary,
-        "metadata": entry.metadata or None,
-        "outcome": entry.outcome,
-        "clientId": principal.info.client_id,
-        "sourceAddress": principal.info.source_address,
-        "requestId": principal.info.request_id,
-        "prevHash": prev,
-    }
-    digest = entry_hash(values)
-    acl = record_acl("AuditLog", values, entry.patient)
-    rperm, wperm = flatten(acl)
-    row = dict(values, createdAt=created, updatedAt=created, hash=digest, ACL=acl, _rperm=rperm, _wperm=wperm)
-    await conn.execute(insert(table_of(AuditLog)), row)
-    await conn.execute(update(table_of(AuditHead)).where(table_of(AuditHead).c.id == 1).values(seq=seq, hash=digest))
-    return digest
+    stamp = iso(created)
+    rows: list[dict[str, Any]] = []
+    hashes: list[str] = []
+    for entry in entries:
+        seq += 1
+        principal = entry.principal
+        values: dict[str, Any] = {
+            "objectId": new_object_id(),
+            "seq": seq,
+            "createdAt": stamp,
+            "actor": principal.user_id,
+            "actorName": principal.actor_name,
+            "entityType": entry.entity_type,
+            "entityId": entry.entity_id,
+            "patient": entry.patient.patient_id if entry.patient else None,
+            "action": entry.action.value,
+            "summary": entry.summary,
+            "metadata": entry.metadata or None,
+            "outcome": entry.outcome,
+            "clientId": principal.info.client_id,
+            "sourceAddress": principal.info.source_address,
+            "requestId": principal.info.request_id,
+            "prevHash": prev,
+        }
+        prev = entry_hash(values)
+        acl = record_acl("AuditLog", values, entry.patient)
+        rperm, wperm = flatten(acl)
+        rows.append(dict(values, createdAt=created, updatedAt=created, hash=prev, ACL=acl, _rperm=rperm, _wperm=wperm))
+        hashes.append(prev)
+    await conn.execute(insert(table_of(AuditLog)), rows)
+    await conn.execute(update(table_of(AuditHead)).where(table_of(AuditHead).c.id == 1).values(seq=seq, hash=prev))
+    return hashes

@@ -32,12 +32,17 @@ def _gone() -> FhirError:
     return FhirError.of(410, "deleted", "Resource was deleted.")
 
 
-async def _current(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest, object_id: str) -> Record:
-    """The visible current record; a deleted one the caller could see is 410, anything else 404."""
+async def _current(
+    ctx: FhirContext, rdef: ResourceDef, req: FhirRequest, object_id: str, *, audit: bool = False
+) -> Record:
+    """The visible current record; a deleted one the caller could see is 410, anything else 404.
+
+    ``audit``: a read returned to the caller is audited; update/delete read first and are
+    audited by their own write entry."""
     if not ID.match(object_id):
         raise not_found()
     try:
-        return await ctx.records.get(req.principal, rdef.class_name, object_id)
+        return await ctx.records.get(req.principal, rdef.class_name, object_id, audit=audit)
     except NotFound:
         pass
     spec = ctx.records.spec(rdef.class_name, req.principal)
@@ -53,7 +58,7 @@ async def _one(ctx: FhirContext, rdef: ResourceDef, record: Record) -> dict[str,
 
 
 async def read(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest, id: str) -> FhirResponse:
-    record = await _current(ctx, rdef, req, id)
+    record = await _current(ctx, rdef, req, id, audit=True)
     return FhirResponse(200, await _one(ctx, rdef, record), version_headers(record))
 
 
@@ -69,6 +74,7 @@ async def vread(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest, id: str, 
         if deleted:
             raise _gone()
         resource = (await to_resources(conn, ctx, rdef, [record]))[0]
+    await ctx.records.audit_read(req.principal, rdef.class_name, record, interaction="vread")
     return FhirResponse(200, resource, version_headers(record))
 
 
@@ -83,6 +89,7 @@ async def history(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest, id: str
             raise not_found()
         live = [r for r, gone in found if not gone]
         resources = iter(await to_resources(conn, ctx, rdef, live))
+    await ctx.records.audit_read(req.principal, rdef.class_name, found[0][0], interaction="history")
     entries: list[dict[str, Any]] = []
     for record, gone in found:
         vid = str(record.get("version") or 1)

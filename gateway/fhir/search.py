@@ -114,6 +114,11 @@ def plan_search(ctx: FhirContext, rdef: ResourceDef, spec: ClassSpec, req: FhirR
         plan.echo.append((raw_name, value))
     if plan.count == 0:
         plan.summary_count = True
+    if req.restrictions is not None:
+        # The token's v2 query restrictions: one more AND, on every page and in every total.
+        from gateway.fhir.scoping import restriction_clause
+
+        plan.where.append(restriction_clause(ctx, rdef, spec, req.restrictions))
     return plan
 
 
@@ -202,7 +207,7 @@ async def matches(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest, query: 
     params = parse_qsl(query.removeprefix("?"), keep_blank_values=True)
     if not params or any(name.partition(":")[0] in RESULT_PARAMS for name, _ in params):
         raise bad_request("If-None-Exist must be a search query without result parameters", "If-None-Exist")
-    probe = FhirRequest("GET", req.principal, params, {"prefer": "handling=strict"})
+    probe = FhirRequest("GET", req.principal, params, {"prefer": "handling=strict"}, restrictions=req.restrictions)
     spec = ctx.records.spec(rdef.class_name, req.principal)
     plan = plan_search(ctx, rdef, spec, probe)
     cond = and_(ctx.records.filter_for(spec, req.principal), *plan.where)

@@ -122,6 +122,7 @@ async def find(ctx: NativeContext, principal: Principal, class_name: str, option
         skip=skip,
         count=count,
         include=include,
+        query=msgspec.json.encode(options, order="sorted", enc_hook=str).decode(),
     )
     body: dict[str, Any] = {
         "results": [
@@ -179,10 +180,7 @@ async def get(
     spec = ctx.records.spec(class_name, principal)
     include_opt = _str_option(options, "include")
     include = query.parse_include(spec, include_opt, ctx.settings.include_max_depth) if include_opt else None
-    record = await ctx.records.get(principal, class_name, object_id)
-    if include:
-        async with ctx.db.read() as conn:
-            await ctx.records.expand(conn, principal, spec, [record], include)
+    record = await ctx.records.get(principal, class_name, object_id, include=include)
     return to_json(
         spec,
         record,

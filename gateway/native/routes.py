@@ -53,6 +53,8 @@ def gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Respons
     status = 404 if exc.parse_code == ParseCode.OBJECT_NOT_FOUND else 400
     if exc.parse_code == ParseCode.OBJECT_TOO_LARGE:
         status = 413
+    if exc.status_code >= 500:
+        status = exc.status_code  # e.g. the audit trail could not record a read: retryable, not bad input
     return error_response(status, parse_error_body(exc.parse_code, exc.message))
 
 

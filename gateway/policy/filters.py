@@ -52,6 +52,9 @@ def patient_bound(spec: ClassSpec, principal: Principal) -> ColumnElement[bool] 
         return spec.pk.in_(sorted(ids))
     if spec.name in PATIENT_SCOPED:
         return spec.table.c.patient.in_(sorted(ids))
+    if spec.name == "AuditLog" and principal.compartment is not None:
+        # A patient/ grant reads the audit entries about its compartment only.
+        return spec.table.c.patient.in_(sorted(ids))
     return None
 
 
@@ -78,5 +81,7 @@ def readable(spec: ClassSpec, principal: Principal, row: Mapping[str, Any]) -> b
         if spec.name == "PatientProfile" and row.get("objectId") not in ids:
             return False
         if spec.name in PATIENT_SCOPED and row.get("patient") not in ids:
+            return False
+        if spec.name == "AuditLog" and principal.compartment is not None and row.get("patient") not in ids:
             return False
     return allows(row.get("_rperm"), principal.perms)

@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.audit import AuditAction, AuditEntry, append
+from gateway.audit.reads import ReadAuditor
 from gateway.auth import roles as role_store
 from gateway.auth.passwords import Passwords
 from gateway.errors import Forbidden, Invalid, NotFound, ParseCode
@@ -67,6 +68,8 @@ class Records:
         self.passwords = passwords
         self._clp_cache: dict[str, dict[str, Any]] | None = None
         self._effective: dict[str, dict[str, Any]] = {}
+        self.reads = ReadAuditor(db, enabled=settings.audit_reads)
+        """Read auditing for every door (``gateway.audit.reads``: classes, entry shape, group commit)."""
 
     # ------------------------------------------------------------ class permissions
 
@@ -117,7 +120,18 @@ class Records:
 
     # ------------------------------------------------------------ reads
 
-    async def get(self, principal: Principal, class_name: str, object_id: str) -> Record:
+    async def get(
+        self,
+        principal: Principal,
+        class_name: str,
+        object_id: str,
+        *,
+        include: Mapping[str, Any] | None = None,
+        audit: bool = True,
+    ) -> Record:
+        """One record the caller may read, with ``include`` pointers expanded; audited as a read
+        unless ``audit`` is False, which a caller passes only when it reads in order to write
+        (the write's own entry covers it)."""
         spec = self.spec(class_name, principal)
         async with self.db.read() as conn:
             await self.check(conn, class_name, Op.GET, principal)
@@ -126,7 +140,29 @@ class Records:
                 raise NotFound()
             record = record_from_row(row)
             await load_join_arrays(conn, spec, [record])
+            if include:
+                await self.expand(conn, principal, spec, [record], include)
+        if audit:
+            await self.reads.read(principal, class_name, record, included=included_records([record]))
         return record
+
+    async def audit_read(
+        self, principal: Principal, class_name: str, record: Mapping[str, Any], *, interaction: str | None = None
+    ) -> None:
+        """For reads that do not go through ``get`` (FHIR vread/history): same rules, same entry."""
+        await self.reads.read(principal, class_name, record, interaction=interaction)
+
+    async def audit_search(
+        self,
+        principal: Principal,
+        class_name: str,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        query: str | None = None,
+        included: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    ) -> None:
+        """For searches that do not go through ``find_records`` (the FHIR door's keyset search)."""
+        await self.reads.search(principal, class_name, records, query=query, included=included)
 
     def filter_for(self, spec: ClassSpec, principal: Principal) -> ColumnElement[bool]:
         return read_filter(spec, principal, self.db.dialect)
@@ -445,8 +481,12 @@ async def find_records(
     count: bool,
     include: Mapping[str, Any] | None = None,
     op: Op = Op.FIND,
+    query: str | None = None,
 ) -> FindResult:
-    """One page of the rows the caller may read (and, when asked, how many there are in all)."""
+    """One page of the rows the caller may read (and, when asked, how many there are in all).
+
+    Audited as one search (``query`` is the caller's query as they sent it); a count-only
+    request returns no records and writes no entry."""
     from gateway.store.objects import count_records, select_records
 
     spec = records.spec(class_name, principal)
@@ -461,4 +501,25 @@ async def find_records(
             if include:
                 await records.expand(conn, principal, spec, rows, include)
         total = await count_records(conn, spec, cond) if count else None
+    if limit > 0:
+        await records.audit_search(principal, class_name, rows, query=query, included=included_records(rows))
     return FindResult(rows, total)
+
+
+def included_records(records: Sequence[Record]) -> list[tuple[str, Record]]:
+    """(class, record) for every object ``include`` expanded into ``records``, at any depth."""
+    out: list[tuple[str, Record]] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, Expanded):
+            out.append((value.class_name, value.record))
+            for inner in value.record.values():
+                walk(inner)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for rec in records:
+        for value in rec.values():
+            walk(value)
+    return out
