@@ -58,6 +58,10 @@ class Settings:
     signing_key_file: str = "./var/signing-key.pem"
     files_dir: str = "./var/files"
     audit_checkpoint_dir: str = "./var/audit-checkpoints"
+    audit_reads: bool = True
+    """Audit every read/search of health data (issue #6); off only to measure its cost (bench/audit_read.py)."""
+    audit_checkpoint_seconds: int = 300
+    """``serve`` signs and writes a chain checkpoint this often (0: only by ``portal-gateway audit checkpoint``)."""
     demo: bool = False
     """Demo mode: seeds demo data on an empty store and tolerates a generated master key."""
     max_body_bytes: int = 32 * 1024 * 1024
@@ -67,10 +71,6 @@ class Settings:
     include_max_depth: int = 3
     regex_max_length: int = 256
     in_max_items: int = 10_000
-    audit_reads: bool = True
-    """Audit every read/search of health data (issue #6); off only to measure its cost (bench/audit_read.py)."""
-    audit_checkpoint_seconds: int = 300
-    """``serve`` signs and writes a chain checkpoint this often (0: only by ``portal-gateway audit checkpoint``)."""
     batch_max_requests: int = 50
     session_days: int = 365
     activation_code_minutes: int = 60 * 24 * 3
@@ -108,6 +108,8 @@ class Settings:
             "signing_key_file": env.get("GATEWAY_SIGNING_KEY_FILE", base.signing_key_file),
             "files_dir": env.get("GATEWAY_FILES_DIR", base.files_dir),
             "audit_checkpoint_dir": env.get("GATEWAY_AUDIT_CHECKPOINT_DIR", base.audit_checkpoint_dir),
+            "audit_reads": env.get("GATEWAY_AUDIT_READS", "1").strip().lower() not in ("0", "false", "no", "off"),
+            "audit_checkpoint_seconds": _env_int("GATEWAY_AUDIT_CHECKPOINT_SECONDS", base.audit_checkpoint_seconds),
             "max_body_bytes": _env_int("GATEWAY_MAX_BODY_BYTES", base.max_body_bytes),
             "parse_limit_max": _env_int("GATEWAY_PARSE_LIMIT_MAX", base.parse_limit_max),
             "log_level": env.get("GATEWAY_LOG_LEVEL", base.log_level),
@@ -119,8 +121,6 @@ class Settings:
         return cls(**values)
 
     def with_(self, **changes: Any) -> Settings:
-            "audit_reads": env.get("GATEWAY_AUDIT_READS", "1").strip().lower() not in ("0", "false", "no", "off"),
-            "audit_checkpoint_seconds": _env_int("GATEWAY_AUDIT_CHECKPOINT_SECONDS", base.audit_checkpoint_seconds),
         return replace(self, **changes)
 
     def checked(self) -> Settings:
