@@ -9,6 +9,7 @@ from typing import Any
 from gateway.fhir.cursor import CursorCodec
 from gateway.fhir.params import SearchContext
 from gateway.policy.principal import Principal
+from gateway.policy.scopes import Restriction
 from gateway.records.service import Records
 from gateway.settings import Settings
 from mappings.native_fhir import MappingOptions
@@ -25,6 +26,9 @@ class FhirRequest:
     headers: Mapping[str, str] = field(default_factory=dict)
     """Lower-case header names."""
     body: bytes = b""
+    restrictions: tuple[Restriction, ...] | None = None
+    """SMART v2 query restrictions of the caller's token for this interaction (set by
+    ``gateway.fhir.scoping``); search ANDs them in, so every page and total respects them."""
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)

@@ -9,11 +9,11 @@ CapabilityStatement (``capability``) are generated from the same :data:`ROUTES` 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.errors import GatewayError
-from gateway.fhir import interactions, search
+from gateway.fhir import interactions, scoping, search
 from gateway.fhir.capability import capability_statement
 from gateway.fhir.context import FhirContext, FhirRequest, FhirResponse
 from gateway.fhir.outcome import FhirError, from_gateway
@@ -50,8 +50,27 @@ def routes_for(rdef: ResourceDef) -> list[Route]:
 
 
 def _guard(rdef: ResourceDef, req: FhirRequest) -> None:
-    if rdef.admin_only and not req.principal.is_admin:
+    """Types reserved to administrators for callers without scopes (a Parse session); a SMART
+    token reaches them through its scopes (``patient/AuditEvent.rs`` ...) and the record rules."""
+    if rdef.admin_only and req.principal.scopes is None and not req.principal.is_admin:
         raise FhirError.of(403, "forbidden", f"{rdef.type} is available to administrators only.")
+
+
+async def _scoped(
+    ctx: FhirContext, rdef: ResourceDef, route: Route, req: FhirRequest, path: dict[str, Any]
+) -> FhirRequest:
+    """SMART scopes first (403 naming the scope), then the request as the record rules must see it.
+
+    A conditional create also searches (and returns what it finds), so ``If-None-Exist``
+    needs the search permission too, under the same restrictions a search would have.
+    """
+    scoped = scoping.scoped(req, rdef.type, route.interaction.value)
+    if route.interaction is Interaction.CREATE and req.header("if-none-exist") is not None:
+        searching = scoping.scoped(req, rdef.type, Interaction.SEARCH_TYPE.value)
+        scoped = replace(scoped, restrictions=searching.restrictions)
+    elif "id" in path:
+        await scoping.within_restrictions(ctx, rdef, scoped, path["id"])
+    return scoped
 
 
 async def handle(
@@ -62,6 +81,7 @@ async def handle(
         rdef = RESOURCES[resource_type]
         if route is None or not rdef.supports(route.interaction):
             raise FhirError.of(405, "not-supported", f"{req.method} is not supported here for {resource_type}.")
+        req = await _scoped(ctx, rdef, route, req, path)
         _guard(rdef, req)
         return await route.handler(ctx, rdef, req, **path)
     except FhirError as exc:

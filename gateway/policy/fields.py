@@ -159,6 +159,8 @@ def hidden_fields(class_name: str, principal: Principal, record: Mapping[str, An
 
 def relation_of(principal: Principal, class_name: str, record: Mapping[str, Any], link: PatientLink | None) -> Relation:
     """How the caller relates to a record (or, on create, to the patient it will belong to)."""
+    if principal.compartment is not None and link is not None and link.patient_id != principal.compartment:
+        return Relation.OTHER  # a patient/ grant never writes outside its compartment
     if principal.is_master:
         return Relation.MASTER
     if principal.is_admin:

@@ -58,6 +58,9 @@ class Principal:
     """The launch patient of a SMART token: ``patient/`` scopes reach only this compartment."""
     fhir_user: str | None = None
     """``Patient/<id>`` or ``Practitioner/<id>`` for a SMART token with ``fhirUser``."""
+    compartment: str | None = None
+    """Set only by ``gateway.policy.smart.authorize`` for a ``patient/`` grant: every record
+    rule is further bounded to this patient's compartment (see :attr:`patient_ids`)."""
 
     @property
     def is_master(self) -> bool:
@@ -96,10 +99,12 @@ class Principal:
         the ``patient`` indexes instead of scanning every row's ACL.
         """
         if self.is_admin:
-            return None
+            return None if self.compartment is None else frozenset({self.compartment})
         ids = {r[len(CARE_TEAM_PREFIX) :] for r in self.roles if r.startswith(CARE_TEAM_PREFIX)}
         if self.own_patient_id:
             ids.add(self.own_patient_id)
+        if self.compartment is not None:
+            ids &= {self.compartment}
         return frozenset(ids)
 
     @property
