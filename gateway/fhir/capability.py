@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway import __version__
 from gateway.fhir.context import FhirContext
-from gateway.fhir.registry import RESOURCES, Interaction, ResourceDef
+from gateway.fhir.registry import RESOURCES, Interaction, ResourceDef, includes_of, revincludes_of
 from gateway.store.classes import CLASSES
 
 FHIR_VERSION = "4.0.1"
@@ -30,10 +30,15 @@ def _resource(rdef: ResourceDef) -> dict[str, Any]:
         "conditionalRead": "not-supported",
         "conditionalUpdate": False,
         "conditionalDelete": "not-supported",
+        "searchInclude": includes_of(rdef),
+        "searchRevInclude": revincludes_of(rdef),
         "searchParam": [
             {"name": p.name, "type": p.type, "documentation": p.documentation} for p in rdef.params.values()
         ],
     }
+    for key in ("searchInclude", "searchRevInclude"):
+        if not out[key]:
+            del out[key]
     if rdef.admin_only:
         out["documentation"] = "Administrators and the master key only."
     return out

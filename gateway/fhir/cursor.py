@@ -1,7 +1,7 @@
 """Opaque, signed keyset cursors for ``searchset`` paging.
 
-A cursor names the last row of a page by its sort key and ``objectId`` and is bound to
-the query that produced it (resource type + a digest of the normalized parameters), so
+A cursor names the last row of a page (for ``previous``, the first) by its sort key and
+``objectId`` and is bound to the query that produced it (resource type + a digest of the normalized parameters), so
 the next page is ``WHERE (key, id) > (last key, last id)`` — stable while rows are
 inserted, unlike OFFSET. Format: ``base64url(json) "." base64url(HMAC-SHA256[:16])``;
 any change (or a cursor from another query) is a 400.
@@ -27,6 +27,8 @@ class Cursor:
     key: Any
     """Sort value of the last row (ISO string, or None), or None when sorting by id only."""
     last_id: str
+    backward: bool = False
+    """A ``previous`` link: the rows just before (key, last_id) in the search's order."""
 
 
 def _b64(raw: bytes) -> str:
@@ -45,7 +47,7 @@ class CursorCodec:
         return hmac.new(self._key, payload, hashlib.sha256).digest()[:16]
 
     def encode(self, cursor: Cursor) -> str:
-        payload = msgspec.json.encode([cursor.query, cursor.key, cursor.last_id])
+        payload = msgspec.json.encode([cursor.query, cursor.key, cursor.last_id, cursor.backward])
         return f"{_b64(payload)}.{_b64(self._mac(payload))}"
 
     def decode(self, token: str, query: str) -> Cursor:
@@ -54,12 +56,12 @@ class CursorCodec:
             payload = _unb64(body)
             if not hmac.compare_digest(self._mac(payload), _unb64(sig)):
                 raise ValueError("signature")
-            got_query, key, last_id = msgspec.json.decode(payload)
+            got_query, key, last_id, backward = msgspec.json.decode(payload)
         except (ValueError, TypeError, msgspec.DecodeError) as exc:
             raise bad_request("Invalid paging cursor", "_cursor") from exc
-        if got_query != query or not isinstance(last_id, str):
+        if got_query != query or not isinstance(last_id, str) or not isinstance(backward, bool):
             raise bad_request("The paging cursor belongs to a different search", "_cursor")
-        return Cursor(got_query, key, last_id)
+        return Cursor(got_query, key, last_id, backward)
 
 
 def query_digest(resource_type: str, params: list[tuple[str, str]]) -> str:

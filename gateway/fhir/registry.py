@@ -14,19 +14,39 @@ from types import MappingProxyType
 
 from gateway.fhir.params import (
     BooleanParam,
+    CodeSetParam,
     CodingParam,
     DateParam,
     FixedTokenParam,
     IdParam,
+    PeriodParam,
+    QuantityParam,
     ReferenceParam,
+    RefPath,
     SearchContext,
     SearchParam,
     StringParam,
     TokenParam,
+    TypedIdParam,
+    Via,
+    reference,
 )
 from mappings.native_fhir import REGISTRY as MAPPINGS
 from mappings.native_fhir import ResourceMapping
-from mappings.native_fhir.codes import APPOINTMENT_STATUS, CAREPLAN_STATUS, NPI, OBSERVATION_CATEGORY, system_id
+from mappings.native_fhir.codes import (
+    APPOINTMENT_STATUS,
+    AUDIT_ACTIONS,
+    AUDIT_EVENT_TYPE,
+    CAREPLAN_STATUS,
+    CS_AUDIT_ACTION,
+    DICOM_DCM,
+    FHIR_TYPES,
+    NPI,
+    OBSERVATION_CATEGORY,
+    UCUM,
+    ValueType,
+    system_id,
+)
 
 
 class Interaction(StrEnum):
@@ -81,11 +101,33 @@ def _common(*params: SearchParam) -> dict[str, SearchParam]:
     return out
 
 
-def _patient_ref(column: str = "patient") -> tuple[SearchParam, SearchParam]:
+def _patient_ref(column: str = "patient") -> tuple[ReferenceParam, ReferenceParam]:
     return (
-        ReferenceParam("patient", column, "Patient", "The patient the record is about"),
-        ReferenceParam("subject", column, "Patient", "The subject (always a Patient)"),
+        reference("patient", "Patient", column, "The patient the record is about"),
+        reference("subject", "Patient", column, "The subject (always a Patient)"),
     )
+
+
+def _person(name: str, column: str, documentation: str) -> ReferenceParam:
+    """A ``_User`` column shown as a Patient or Practitioner reference (Communication sender, AuditEvent agent)."""
+    paths = (RefPath("Patient", column, Via.USER), RefPath("Practitioner", column, Via.USER))
+    return ReferenceParam(name, paths, documentation)
+
+
+_ACTION_CODE = "http://hl7.org/fhir/audit-event-action"
+_AUDIT_SUBTYPES = {
+    (system, sub): tuple(a for a, v in AUDIT_ACTIONS.items() if v[1:] == (system, sub))
+    for _, system, sub in AUDIT_ACTIONS.values()
+}
+_AUDIT_TYPES = {
+    (AUDIT_EVENT_TYPE, "rest"): tuple(a for a, v in AUDIT_ACTIONS.items() if v[1] != DICOM_DCM),
+    (DICOM_DCM, "110114"): tuple(a for a, v in AUDIT_ACTIONS.items() if v[1] == DICOM_DCM),
+}
+_AUDIT_ACTION_CODES = {
+    (_ACTION_CODE, code): tuple(a for a, v in AUDIT_ACTIONS.items() if v[0] == code)
+    for code in dict.fromkeys(v[0] for v in AUDIT_ACTIONS.values())
+}
+_ENTITY_TYPES = {fhir: (*(n for n, f in FHIR_TYPES.items() if f == fhir), fhir) for fhir in FHIR_TYPES.values()}
 
 
 def _mrn(ctx: SearchContext) -> str:
@@ -120,6 +162,7 @@ RESOURCES: Mapping[str, ResourceDef] = MappingProxyType(
                     DateParam("birthdate", "dateOfBirth", "Date of birth", as_text=True),
                     TokenParam("gender", "gender", "Administrative gender", systems=(ADMINISTRATIVE_GENDER,)),
                     BooleanParam("active", "isActive", "Whether the record is in active use"),
+                    reference("general-practitioner", "Practitioner", "careTeam", "A care-team practitioner", Via.JOIN),
                 ),
             ),
             _def(
@@ -137,26 +180,48 @@ RESOURCES: Mapping[str, ResourceDef] = MappingProxyType(
                     DateParam("date", "effectiveAt", "Clinically relevant time (effectiveDateTime)"),
                     TokenParam("status", "status", "Observation status"),
                     FixedTokenParam("category", OBSERVATION_CATEGORY, "laboratory", "Category (laboratory)"),
+                    reference("performer", "Practitioner", "orderedBy", "The ordering practitioner"),
+                    QuantityParam(
+                        "value-quantity",
+                        "resultValue",
+                        "valueType",
+                        "units",
+                        (ValueType.NM.value,),
+                        UCUM,
+                        "Numeric result ([prefix]number[|system|code]); UCUM or the stored unit text",
+                    ),
                 ),
                 date="effectiveAt",
             ),
             _def(
                 "CarePlan",
                 _common(
-                    _patient_ref()[0],
+                    *_patient_ref(),
                     TokenParam("status", "status", "Plan status", codes=_inverse(CAREPLAN_STATUS)),
+                    PeriodParam("date", "startDate", "endDate", "Time period the plan covers"),
                 ),
+                date="startDate",
             ),
             _def(
                 "Communication",
-                _common(*_patient_ref(), DateParam("sent", "sentAt", "When the message was sent")),
+                _common(
+                    *_patient_ref(),
+                    DateParam("sent", "sentAt", "When the message was sent"),
+                    _person("sender", "from", "Who sent the message (Patient or Practitioner)"),
+                    _person("recipient", "to", "Who the message is for (Patient or Practitioner)"),
+                ),
                 date="sentAt",
             ),
             _def(
                 "Appointment",
                 _common(
                     _patient_ref()[0],
-                    ReferenceParam("practitioner", "provider", "Practitioner", "The practitioner taking part"),
+                    reference("practitioner", "Practitioner", "provider", "The practitioner taking part"),
+                    ReferenceParam(
+                        "actor",
+                        (RefPath("Patient", "patient"), RefPath("Practitioner", "provider")),
+                        "Any participant (Patient or Practitioner)",
+                    ),
                     DateParam("date", "startAt", "Appointment start"),
                     TokenParam("status", "status", "Appointment status", codes=_inverse(APPOINTMENT_STATUS)),
                 ),
@@ -164,7 +229,30 @@ RESOURCES: Mapping[str, ResourceDef] = MappingProxyType(
             ),
             _def(
                 "AuditEvent",
-                _common(DateParam("date", "createdAt", "When the event was recorded")),
+                _common(
+                    DateParam("date", "createdAt", "When the event was recorded"),
+                    reference("patient", "Patient", "patient", "The patient the event concerns"),
+                    _person("agent", "actor", "The user who acted (Patient or Practitioner)"),
+                    TypedIdParam(
+                        "entity",
+                        "entityType",
+                        "entityId",
+                        _ENTITY_TYPES,
+                        "The resource acted on (or the patient concerned)",
+                        extra=(RefPath("Patient", "patient"),),
+                    ),
+                    CodeSetParam(
+                        "action", "action", _AUDIT_ACTION_CODES, "C, R, U, D or E", fallback=(_ACTION_CODE, "E")
+                    ),
+                    CodeSetParam(
+                        "type",
+                        "action",
+                        _AUDIT_TYPES,
+                        "rest, DICOM 110114 (login/logout), or the native action under our audit-action system",
+                        local_system="{base}/" + CS_AUDIT_ACTION,
+                    ),
+                    CodeSetParam("subtype", "action", _AUDIT_SUBTYPES, "restful-interaction code or DICOM 110122/3"),
+                ),
                 interactions=frozenset({Interaction.READ, Interaction.SEARCH_TYPE}),
                 date="createdAt",
                 admin_only=True,
@@ -174,5 +262,27 @@ RESOURCES: Mapping[str, ResourceDef] = MappingProxyType(
 )
 """Resource type -> definition; the only list of what the FHIR door serves."""
 
-RESULT_PARAMS = frozenset({"_count", "_sort", "_total", "_summary", "_format", "_pretty", "_cursor"})
+RESULT_PARAMS = frozenset(
+    {"_count", "_sort", "_total", "_summary", "_format", "_pretty", "_cursor", "_elements", "_include", "_revinclude"}
+)
 """Search result parameters this server understands (never reported as unknown)."""
+
+
+def references(rdef: ResourceDef) -> dict[str, ReferenceParam]:
+    """The reference parameters of a type: what ``_include`` and chains can follow from it."""
+    return {name: p for name, p in rdef.params.items() if isinstance(p, ReferenceParam)}
+
+
+def includes_of(rdef: ResourceDef) -> list[str]:
+    """``_include`` values for a search of ``rdef`` (CapabilityStatement ``searchInclude``)."""
+    return [f"{rdef.type}:{name}" for name in references(rdef)]
+
+
+def revincludes_of(rdef: ResourceDef) -> list[str]:
+    """``_revinclude`` values for a search of ``rdef``: every reference parameter that can point at it."""
+    return [
+        f"{source.type}:{name}"
+        for source in RESOURCES.values()
+        for name, param in references(source).items()
+        if rdef.type in param.targets
+    ]

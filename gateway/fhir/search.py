@@ -12,16 +12,17 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from sqlalchemy import ColumnElement, and_, or_, true
+from sqlalchemy import ColumnElement, and_, false, or_, select, true
 
 from gateway.fhir.context import FhirContext, FhirRequest, FhirResponse
 from gateway.fhir.cursor import Cursor, query_digest
+from gateway.fhir.includes import Include, admit, included, parse_include
 from gateway.fhir.outcome import FhirError, OutcomeIssue, bad_request, outcome
-from gateway.fhir.params import missing_clause
-from gateway.fhir.registry import RESULT_PARAMS, ResourceDef
+from gateway.fhir.params import ReferenceParam, SearchParam, missing_clause
+from gateway.fhir.registry import RESOURCES, RESULT_PARAMS, ResourceDef
 from gateway.fhir.render import to_resources
 from gateway.policy.clp import Op
-from gateway.store.classes import ClassSpec
+from gateway.store.classes import CLASSES, ClassSpec
 from gateway.store.objects import Record, count_records, select_records
 
 DEFAULT_COUNT = 50
@@ -37,6 +38,8 @@ class SearchPlan:
     total: bool = False
     summary_count: bool = False
     cursor: str | None = None
+    elements: tuple[str, ...] | None = None
+    includes: list[Include] = field(default_factory=list)
     warnings: list[OutcomeIssue] = field(default_factory=list)
     echo: list[tuple[str, str]] = field(default_factory=list)
     """The parameters that took effect, for the ``self``/``next`` links."""
@@ -57,7 +60,37 @@ def _int(value: str, name: str) -> int:
     return number
 
 
-def _result_param(plan: SearchPlan, rdef: ResourceDef, name: str, value: str) -> None:
+SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+
+
+def _unsupported(plan: SearchPlan, strict: bool, message: str, expression: str) -> None:
+    """Strict handling refuses what this server cannot do; lenient handling warns and carries on."""
+    if strict:
+        raise FhirError.of(400, "not-supported", message, expression)
+    plan.warnings.append(OutcomeIssue("not-supported", message + " (ignored)", severity="warning"))
+
+
+def _result_param(plan: SearchPlan, rdef: ResourceDef, raw_name: str, value: str, strict: bool) -> None:
+    name, _, modifier = raw_name.partition(":")
+    if name in ("_include", "_revinclude"):
+        if modifier:
+            _unsupported(plan, strict, f"{raw_name} is not supported (no iterate)", raw_name)
+            return
+        inc = parse_include(rdef, value, forward=name == "_include")
+        if inc is None:
+            _unsupported(plan, strict, f"Unsupported {name}={value!r} for {rdef.type}", name)
+            return
+        if all(other.text != inc.text or other.forward != inc.forward for other in plan.includes):
+            plan.includes.append(inc)
+        plan.echo.append((name, value))
+        return
+    if name == "_elements":
+        wanted = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+        if not wanted:
+            raise bad_request("_elements must name at least one element", "_elements")
+        plan.elements = (*(plan.elements or ()), *wanted)
+        plan.echo.append((name, value))
+        return
     if name == "_count":
         plan.count = min(_int(value, name), MAX_COUNT)
         plan.echo.append((name, str(plan.count)))
@@ -83,16 +116,59 @@ def _result_param(plan: SearchPlan, rdef: ResourceDef, name: str, value: str) ->
     plan.echo.append((name, value))
 
 
+def _chain(
+    ctx: FhirContext,
+    req: FhirRequest,
+    spec: ClassSpec,
+    param: SearchParam,
+    raw_name: str,
+    modifier: str,
+    tail: str,
+    options: list[str],
+) -> ColumnElement[bool]:
+    """``ref[:Type].param[:modifier]=value`` (FHIR R4 §3.1.1.5.5), one level: the target rows are
+    selected under the caller's read policy, so a chain never reveals a resource they cannot read."""
+    if not isinstance(param, ReferenceParam):
+        raise FhirError.of(400, "not-supported", f"{param.name} is not a reference; it cannot be chained", raw_name)
+    if "." in tail:
+        raise FhirError.of(400, "not-supported", "Only one level of chaining is supported", raw_name)
+    if modifier and modifier not in param.targets:
+        raise FhirError.of(400, "not-supported", f"{param.name} cannot point at {modifier}", raw_name)
+    tname, _, tmod = tail.partition(":")
+    parts: list[ColumnElement[bool]] = []
+    known = False
+    for target in [modifier] if modifier else param.targets:
+        trdef = RESOURCES[target]
+        tparam = trdef.params.get(tname)
+        if tparam is None:
+            continue
+        known = True
+        if tmod and tmod not in tparam.modifiers:
+            raise FhirError.of(400, "not-supported", f"Unsupported modifier {raw_name!r}", raw_name)
+        if not admit(ctx.records, req.principal, trdef):
+            parts.append(false())
+            continue
+        tspec = CLASSES[trdef.class_name]
+        found = or_(*(tparam.clause(tspec, v, tmod or None, ctx.search) for v in options))
+        ids = select(tspec.pk).where(and_(ctx.records.filter_for(tspec, req.principal), found))
+        parts.append(param.chain(spec, target, ids))
+    if not known:
+        raise bad_request(f"Unknown chained parameter {raw_name!r}", raw_name)
+    return or_(*parts)
+
+
 def plan_search(ctx: FhirContext, rdef: ResourceDef, spec: ClassSpec, req: FhirRequest) -> SearchPlan:
+    """Parameters -> SQL conditions; ``Records.preload_clps`` must have run (chains check CLPs)."""
     plan = SearchPlan()
     strict = _strict(req)
     for raw_name, value in req.params:
         if "\x00" in raw_name or "\x00" in value:
             # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the driver.
             raise bad_request("Search parameters must not contain NUL characters", raw_name.replace("\x00", ""))
-        name, _, modifier = raw_name.partition(":")
+        head, dot, tail = raw_name.partition(".")
+        name, _, modifier = head.partition(":")
         if name in RESULT_PARAMS:
-            _result_param(plan, rdef, name, value)
+            _result_param(plan, rdef, raw_name, value, strict)
             continue
         param = rdef.params.get(name)
         if param is None:
@@ -101,11 +177,17 @@ def plan_search(ctx: FhirContext, rdef: ResourceDef, spec: ClassSpec, req: FhirR
                 raise bad_request(message, raw_name)
             plan.warnings.append(OutcomeIssue("not-supported", message + " (ignored)", severity="warning"))
             continue
+        if dot:
+            options = [v for v in value.split(",") if v != ""]
+            if options:
+                plan.where.append(_chain(ctx, req, spec, param, raw_name, modifier, tail, options))
+                plan.echo.append((raw_name, value))
+            continue
         if modifier == "missing":
             plan.where.append(missing_clause(spec, param, value))
             plan.echo.append((raw_name, value))
             continue
-        if modifier and modifier not in param.modifiers and not (param.type == "reference" and modifier == "Patient"):
+        if modifier and modifier not in param.modifiers:
             raise FhirError.of(400, "not-supported", f"Unsupported modifier {raw_name!r}", raw_name)
         if value == "":
             continue
@@ -126,11 +208,34 @@ def _sort_column(rdef: ResourceDef, spec: ClassSpec, plan: SearchPlan) -> Any:
     return spec.table.c[rdef.sorts[plan.sort]] if plan.sort else None
 
 
-def _order(spec: ClassSpec, column: Any, descending: bool) -> list[Any]:
+def _order(spec: ClassSpec, column: Any, descending: bool, reverse: bool = False) -> list[Any]:
+    """``ORDER BY column [DESC] NULLS LAST, objectId``; ``reverse`` walks it backwards (``previous`` pages)."""
     if column is None:
-        return [spec.pk.asc()]
+        return [spec.pk.desc() if reverse else spec.pk.asc()]
+    if reverse:
+        primary = column.asc().nulls_first() if descending else column.desc().nulls_first()
+        return [primary, spec.pk.desc()]
     primary = column.desc().nulls_last() if descending else column.asc().nulls_last()
     return [primary, spec.pk.asc()]
+
+
+def _cursor_key(cursor: Cursor) -> datetime:
+    try:
+        return datetime.fromisoformat(str(cursor.key))
+    except ValueError as exc:
+        raise bad_request("Invalid paging cursor", "_cursor") from exc
+
+
+def _before(spec: ClassSpec, column: Any, descending: bool, cursor: Cursor) -> ColumnElement[bool]:
+    """Rows before the cursor in ``ORDER BY column [DESC] NULLS LAST, objectId``."""
+    before_id = spec.pk < cursor.last_id
+    if column is None:
+        return before_id
+    if cursor.key is None:
+        return or_(column.is_not(None), and_(column.is_(None), before_id))
+    key = _cursor_key(cursor)
+    ahead = column > key if descending else column < key
+    return or_(ahead, and_(column == key, before_id))
 
 
 def _after(spec: ClassSpec, column: Any, descending: bool, cursor: Cursor) -> ColumnElement[bool]:
@@ -140,10 +245,7 @@ def _after(spec: ClassSpec, column: Any, descending: bool, cursor: Cursor) -> Co
         return after_id
     if cursor.key is None:
         return and_(column.is_(None), after_id)
-    try:
-        key = datetime.fromisoformat(str(cursor.key))
-    except ValueError as exc:
-        raise bad_request("Invalid paging cursor", "_cursor") from exc
+    key = _cursor_key(cursor)
     beyond = column < key if descending else column > key
     return or_(beyond, and_(column == key, after_id), column.is_(None))
 
@@ -155,9 +257,20 @@ def _key(record: Record, column: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+def _subset(resource: dict[str, Any], elements: tuple[str, ...]) -> dict[str, Any]:
+    """``_elements`` (FHIR R4 §3.1.1.5.9): the named top-level elements plus the mandatory
+    ``resourceType``/``id``/``meta``, tagged SUBSETTED so nobody mistakes it for the whole."""
+    out = {k: v for k, v in resource.items() if k in ("resourceType", "id", "meta") or k in elements}
+    meta = dict(out.get("meta") or {})
+    meta["tag"] = [*meta.get("tag", []), SUBSETTED]
+    out["meta"] = meta
+    return out
+
+
 async def search(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest) -> FhirResponse:
     records = ctx.records
     spec = records.spec(rdef.class_name, req.principal)
+    await records.preload_clps()
     plan = plan_search(ctx, rdef, spec, req)
     digest = query_digest(rdef.type, plan.echo)
     cond = (
@@ -166,36 +279,86 @@ async def search(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest) -> FhirR
         else records.filter_for(spec, req.principal)
     )
     column = _sort_column(rdef, spec, plan)
-    page_cond = cond
-    if plan.cursor is not None:
-        page_cond = and_(cond, _after(spec, column, plan.descending, ctx.cursors.decode(plan.cursor, digest)))
+    cursor = ctx.cursors.decode(plan.cursor, digest) if plan.cursor is not None else None
     base = f"{ctx.fhir_base}/{rdef.type}"
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+    extra: list[dict[str, Any]] = []
     async with records.db.read() as conn:
         await records.check(conn, rdef.class_name, Op.COUNT if plan.summary_count else Op.FIND, req.principal)
         rows: list[Record] = []
+        more_after = more_before = False
         if not plan.summary_count:
-            rows = await select_records(
-                conn, spec, page_cond, order=_order(spec, column, plan.descending), limit=plan.count + 1
-            )
+            if cursor is not None and cursor.backward:
+                rows = await select_records(
+                    conn,
+                    spec,
+                    and_(cond, _before(spec, column, plan.descending, cursor)),
+                    order=_order(spec, column, plan.descending, reverse=True),
+                    limit=plan.count + 1,
+                )
+                more_before, more_after = len(rows) > plan.count, True
+                rows = rows[: plan.count][::-1]
+            else:
+                page_cond = cond if cursor is None else and_(cond, _after(spec, column, plan.descending, cursor))
+                rows = await select_records(
+                    conn, spec, page_cond, order=_order(spec, column, plan.descending), limit=plan.count + 1
+                )
+                more_after = len(rows) > plan.count
+                rows = rows[: plan.count]
+                if cursor is not None and rows:
+                    first = Cursor(digest, _key(rows[0], column), str(rows[0]["objectId"]), True)
+                    before = and_(cond, _before(spec, column, plan.descending, first))
+                    more_before = bool(await select_records(conn, spec, before, limit=1, with_joins=False))
         if plan.total or plan.summary_count:
             bundle["total"] = await count_records(conn, spec, cond if cond is not None else true())
-        more = len(rows) > plan.count
-        rows = rows[: plan.count]
         resources = await to_resources(conn, ctx, rdef, rows)
+        if plan.includes and rows:
+            extra, warnings = await included(conn, ctx, req.principal, rdef, rows, plan.includes)
+            plan.warnings += warnings
+    if not plan.summary_count:
+        await records.audit_search(
+            req.principal, rdef.class_name, rows, query=urlencode(plan.echo), included=_audited_includes(extra)
+        )
     self_params = plan.echo + ([("_cursor", plan.cursor)] if plan.cursor else [])
     bundle["link"] = [{"relation": "self", "url": _url(base, self_params)}]
-    if more and rows:
+    if more_after and rows:
         token = ctx.cursors.encode(Cursor(digest, _key(rows[-1], column), str(rows[-1]["objectId"])))
         bundle["link"].append({"relation": "next", "url": _url(base, [*plan.echo, ("_cursor", token)])})
+    if more_before and rows:
+        token = ctx.cursors.encode(Cursor(digest, _key(rows[0], column), str(rows[0]["objectId"]), True))
+        bundle["link"].append({"relation": "previous", "url": _url(base, [*plan.echo, ("_cursor", token)])})
+    if plan.elements:
+        resources = [_subset(res, plan.elements) for res in resources]
     entries: list[dict[str, Any]] = [
         {"fullUrl": f"{base}/{res['id']}", "resource": res, "search": {"mode": "match"}} for res in resources
+    ]
+    entries += [
+        {
+            "fullUrl": f"{ctx.fhir_base}/{res['resourceType']}/{res['id']}",
+            "resource": res,
+            "search": {"mode": "include"},
+        }
+        for res in extra
     ]
     if plan.warnings:
         entries.append({"resource": outcome(*plan.warnings), "search": {"mode": "outcome"}})
     if entries:
         bundle["entry"] = entries
     return FhirResponse(200, bundle)
+
+
+def _audited_includes(resources: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """Included resources as (native class, minimal record) for the read audit (``gateway.audit.reads``)."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for res in resources:
+        rdef = RESOURCES.get(str(res.get("resourceType")))
+        if rdef is None:
+            continue
+        subject = res.get("subject") or res.get("patient") or {}
+        ref = str(subject.get("reference") or "") if isinstance(subject, dict) else ""
+        patient = ref.rpartition("/")[2] if ref.rpartition("/")[0].endswith("Patient") else None
+        out.append((rdef.class_name, {"objectId": res["id"], "patient": patient}))
+    return out
 
 
 def _url(base: str, params: list[tuple[str, str]]) -> str:
@@ -209,6 +372,7 @@ async def matches(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest, query: 
         raise bad_request("If-None-Exist must be a search query without result parameters", "If-None-Exist")
     probe = FhirRequest("GET", req.principal, params, {"prefer": "handling=strict"}, restrictions=req.restrictions)
     spec = ctx.records.spec(rdef.class_name, req.principal)
+    await ctx.records.preload_clps()
     plan = plan_search(ctx, rdef, spec, probe)
     cond = and_(ctx.records.filter_for(spec, req.principal), *plan.where)
     async with ctx.records.db.read() as conn:

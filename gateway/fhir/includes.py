@@ -1,0 +1,154 @@
+"""``_include`` / ``_revinclude`` (FHIR R4 §3.1.1.5.4) and the policy every included resource passes.
+
+An included resource is fetched with the same row filter a read uses
+(``Records.filter_for``: ACL + patient bound), so a resource the caller could not read
+is silently left out; and the resource *type* must pass :func:`admit` first — the one
+function that applies type-level policy (class permissions, administrators-only
+types, SMART scopes) to whatever a search pulls in beyond its own type, including the
+targets of chained parameters. Add any new type-level rule there and every path obeys it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, or_
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.errors import Forbidden, NotFound
+from gateway.fhir.context import FhirContext
+from gateway.fhir.outcome import OutcomeIssue
+from gateway.fhir.params import ReferenceParam, Via
+from gateway.fhir.registry import RESOURCES, ResourceDef, references
+from gateway.fhir.render import to_resources
+from gateway.policy.clp import Op
+from gateway.policy.principal import Principal
+from gateway.records.service import Records
+from gateway.store.classes import CLASSES
+from gateway.store.objects import Record, select_records
+
+MAX_INCLUDED = 1000
+"""Resources one ``_include``/``_revinclude`` value may add to a page (a warning says when more exist)."""
+
+
+def admit(records: Records, principal: Principal, rdef: ResourceDef) -> bool:
+    """May ``principal`` see resources of ``rdef``'s type pulled in by a search of another type?
+
+    Synchronous (chained parameters compile to SQL before any I/O): ``Records.preload_clps``
+    must have run. Row-level rules are applied separately, in SQL, by the caller.
+    """
+    if rdef.admin_only and not principal.is_admin:
+        return False
+    try:
+        records.check_loaded(rdef.class_name, Op.FIND, principal)
+    except (Forbidden, NotFound):
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Include:
+    """One ``_include`` (``forward``) or ``_revinclude`` value, resolved against the registry."""
+
+    source: ResourceDef
+    param_name: str
+    param: ReferenceParam
+    target: str | None
+    """``Type`` from ``Source:param:Type``; for a revinclude always the searched type."""
+    forward: bool
+
+    @property
+    def text(self) -> str:
+        suffix = f":{self.target}" if self.target and (self.forward or len(self.param.targets) > 1) else ""
+        return f"{self.source.type}:{self.param_name}{suffix}"
+
+
+def parse_include(rdef: ResourceDef, value: str, forward: bool) -> Include | None:
+    """``Source:param[:Type]`` -> :class:`Include`, or ``None`` when this server cannot follow it."""
+    parts = value.split(":")
+    if len(parts) not in (2, 3):
+        return None
+    source = RESOURCES.get(parts[0])
+    if source is None:
+        return None
+    param = references(source).get(parts[1])
+    if param is None:
+        return None
+    target = parts[2] if len(parts) == 3 else None
+    if target is not None and target not in param.targets:
+        return None
+    if forward:
+        if source.type != rdef.type:
+            return None
+        return Include(source, parts[1], param, target, True)
+    if rdef.type not in param.targets or target not in (None, rdef.type):
+        return None
+    return Include(source, parts[1], param, rdef.type, False)
+
+
+def _ids(rows: Sequence[Record], column: str, via: Via) -> list[str]:
+    out: set[str] = set()
+    for row in rows:
+        value = row.get(column)
+        if via is Via.JOIN and isinstance(value, list):
+            out.update(str(v) for v in value if v)
+        elif isinstance(value, str) and value:
+            out.add(value)
+    return sorted(out)
+
+
+async def included(
+    conn: AsyncConnection,
+    ctx: FhirContext,
+    principal: Principal,
+    rdef: ResourceDef,
+    rows: Sequence[Record],
+    wanted: Sequence[Include],
+) -> tuple[list[dict[str, Any]], list[OutcomeIssue]]:
+    """The resources ``wanted`` adds to a page of ``rows``, each once, none that is already a match."""
+    records = ctx.records
+    seen = {(rdef.type, str(r["objectId"])) for r in rows}
+    found: list[tuple[ResourceDef, list[Record]]] = []
+    warnings: list[OutcomeIssue] = []
+    if not rows:
+        return [], []
+    for inc in wanted:
+        if inc.forward:
+            for path in inc.param.paths_to(inc.target):
+                target = RESOURCES[path.target]
+                if not admit(records, principal, target):
+                    continue
+                ids = _ids(rows, path.column, path.via)
+                if not ids:
+                    continue
+                spec = CLASSES[target.class_name]
+                key = spec.table.c.user if path.via is Via.USER else spec.pk
+                cond = and_(key.in_(ids), records.filter_for(spec, principal))
+                found.append((target, await select_records(conn, spec, cond, order=[spec.pk.asc()])))
+            continue
+        source = inc.source
+        if not admit(records, principal, source):
+            continue
+        spec = CLASSES[source.class_name]
+        match_ids = [str(r["objectId"]) for r in rows]
+        points = or_(*(p.matching(spec, match_ids) for p in inc.param.paths_to(rdef.type)))
+        cond = and_(points, records.filter_for(spec, principal))
+        batch = await select_records(conn, spec, cond, order=[spec.pk.asc()], limit=MAX_INCLUDED + 1)
+        if len(batch) > MAX_INCLUDED:
+            batch = batch[:MAX_INCLUDED]
+            warnings.append(
+                OutcomeIssue(
+                    "too-costly",
+                    f"_revinclude={inc.text} was cut at {MAX_INCLUDED} resources; use a smaller _count.",
+                    severity="warning",
+                )
+            )
+        found.append((source, batch))
+    out: list[dict[str, Any]] = []
+    for target, batch in found:
+        fresh = [r for r in batch if (target.type, str(r["objectId"])) not in seen]
+        seen.update((target.type, str(r["objectId"])) for r in fresh)
+        out += await to_resources(conn, ctx, target, fresh)
+    return out, warnings

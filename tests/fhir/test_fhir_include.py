@@ -1,0 +1,163 @@
+"""``_include`` / ``_revinclude``: included entries obey the read rules, and the CapabilityStatement lists them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.api_support import Api
+from tests.fhir.support import bearer, fget, ids, lab, search, valid
+
+
+def included(bundle: dict[str, Any]) -> set[str]:
+    return {
+        f"{e['resource']['resourceType']}/{e['resource']['id']}"
+        for e in bundle.get("entry", [])
+        if e["search"]["mode"] == "include"
+    }
+
+
+def warnings(bundle: dict[str, Any]) -> list[str]:
+    return [
+        issue["diagnostics"]
+        for e in bundle.get("entry", [])
+        if e["search"]["mode"] == "outcome"
+        for issue in e["resource"]["issue"]
+    ]
+
+
+async def test_forward_includes(demo: Api) -> None:
+    alice, smith = demo.ids["alice:patient"], demo.ids["smith:provider"]
+    bundle = await search(
+        demo, "/fhir/Observation", "alice", _include=["Observation:patient", "Observation:performer"], _count="3"
+    )
+    assert len(ids(bundle)) == 3
+    assert included(bundle) == {f"Patient/{alice}", f"Practitioner/{smith}"}
+    for entry in bundle["entry"]:
+        if entry["search"]["mode"] == "include":
+            assert entry["fullUrl"].endswith(f"{entry['resource']['resourceType']}/{entry['resource']['id']}")
+    assert included(await search(demo, "/fhir/Patient", "alice", _include="Patient:general-practitioner")) == {
+        f"Practitioner/{smith}"
+    }
+    plans = await search(demo, "/fhir/CarePlan", "alice", _include="CarePlan:subject")
+    assert included(plans) == {f"Patient/{alice}"}
+    appts = await search(demo, "/fhir/Appointment", "alice", _include="Appointment:actor")
+    assert included(appts) == {f"Patient/{alice}", f"Practitioner/{smith}"}
+    only_pract = await search(demo, "/fhir/Appointment", "alice", _include="Appointment:actor:Practitioner")
+    assert included(only_pract) == {f"Practitioner/{smith}"}
+    messages = await search(
+        demo, "/fhir/Communication", "alice", _include=["Communication:sender", "Communication:recipient"]
+    )
+    assert included(messages) == {f"Patient/{alice}", f"Practitioner/{smith}"}
+    # No include without a match, and no include asked for: no include entries.
+    nothing = await search(demo, "/fhir/Observation", "alice", _include="Observation:patient", code="none")
+    assert included(nothing) == set()
+    assert included(await search(demo, "/fhir/Observation", "alice")) == set()
+
+
+async def test_revinclude(demo: Api) -> None:
+    alice = demo.ids["alice:patient"]
+    mine = set(ids(await search(demo, "/fhir/Observation", "alice", _count="1000")))
+    bundle = await search(demo, "/fhir/Patient", "alice", _revinclude="Observation:patient")
+    assert ids(bundle) == [alice]
+    assert included(bundle) == {f"Observation/{oid}" for oid in mine}
+    team = await search(
+        demo, "/fhir/Practitioner", "alice", _id=demo.ids["smith:provider"], _revinclude="Patient:general-practitioner"
+    )
+    assert included(team) == {f"Patient/{alice}"}, "only the patients alice may read"
+
+
+async def test_included_resources_of_other_patients_never_appear(demo: Api) -> None:
+    alice, bob, smith = demo.ids["alice:patient"], demo.ids["bob:patient"], demo.ids["smith:provider"]
+    # A result for bob ordered by smith (smith is not on bob's care team), and a preliminary one for alice.
+    bobs = await lab(demo, "jones", patient=bob, status="final", orderedBy=_ptr("ProviderProfile", smith))
+    prelim = await lab(demo, "smith", orderedBy=_ptr("ProviderProfile", smith))
+    by_smith = "Observation:performer"
+    for who in ("alice", "smith"):
+        bundle = await search(demo, "/fhir/Practitioner", who, _id=smith, _revinclude=by_smith)
+        assert f"Observation/{bobs}" not in included(bundle), who
+    alice_view = included(await search(demo, "/fhir/Practitioner", "alice", _id=smith, _revinclude=by_smith))
+    assert f"Observation/{prelim}" not in alice_view and alice_view
+    assert f"Observation/{prelim}" in included(
+        await search(demo, "/fhir/Practitioner", "smith", _id=smith, _revinclude=by_smith, _count="1000")
+    )
+    master = await search(demo, "/fhir/Practitioner", "master", _id=smith, _revinclude=by_smith)
+    assert f"Observation/{bobs}" in included(master)
+    # jones's patients: alice is not one of them, through any include.
+    jones_view = await search(
+        demo, "/fhir/Practitioner", "jones", _revinclude=["Patient:general-practitioner", "Appointment:actor"]
+    )
+    assert f"Patient/{bob}" in included(jones_view) and f"Patient/{alice}" not in included(jones_view)
+    alice_appts = set(ids(await search(demo, "/fhir/Appointment", "alice")))
+    assert alice_appts and not {f"Appointment/{a}" for a in alice_appts} & included(jones_view)
+
+
+def _ptr(class_name: str, object_id: str) -> dict[str, str]:
+    return {"__type": "Pointer", "className": class_name, "objectId": object_id}
+
+
+async def test_admin_only_types_are_never_included_for_others(demo: Api) -> None:
+    alice = demo.ids["alice:patient"]
+    await demo.get(f"/parse/classes/PatientProfile/{alice}", "smith")  # leaves audit entries about alice
+    for who in ("alice", "smith"):
+        bundle = await search(demo, "/fhir/Patient", who, _id=alice, _revinclude="AuditEvent:patient")
+        assert ids(bundle) == [alice] and not any(i.startswith("AuditEvent/") for i in included(bundle)), who
+    admin = await search(demo, "/fhir/Patient", "admin", _id=alice, _revinclude="AuditEvent:patient", _count="1")
+    events = [i for i in included(admin) if i.startswith("AuditEvent/")]
+    assert events
+    r = await fget(demo, f"/fhir/{events[0]}", "admin")
+    assert r.status_code == 200 and any(
+        e.get("what", {}).get("reference") == f"Patient/{alice}" for e in r.json()["entity"]
+    )
+
+
+async def test_bad_include_values(demo: Api) -> None:
+    for value in ("Observation:nothing", "Patient:general-practitioner", "Observation", "Observation:patient:Group"):
+        lenient = await search(demo, "/fhir/Observation", "alice", _include=value)
+        assert warnings(lenient) and not included(lenient), value
+        r = await demo.client.get(
+            "/fhir/Observation",
+            params={"_include": value},
+            headers={**bearer(demo, "alice"), "Prefer": "handling=strict"},
+        )
+        assert r.status_code == 400 and valid(r.json())["issue"][0]["code"] == "not-supported", value
+    r = await demo.client.get(
+        "/fhir/Patient",
+        params={"_revinclude": "Observation:performer"},
+        headers={**bearer(demo, "alice"), "Prefer": "handling=strict"},
+    )
+    assert r.status_code == 400, "Observation:performer points at Practitioner, not Patient"
+    lenient = await search(demo, "/fhir/Observation", "alice", **{"_include:iterate": "Observation:patient"})
+    assert warnings(lenient) and not included(lenient)
+
+
+async def test_include_with_paging_links(demo: Api) -> None:
+    first = await search(demo, "/fhir/Observation", "alice", _include="Observation:patient", _count="2")
+    nxt = next(item["url"] for item in first["link"] if item["relation"] == "next")
+    assert "_include=Observation%3Apatient" in nxt
+    r = await demo.client.get(nxt, headers=bearer(demo, "alice"))
+    assert r.status_code == 200 and included(valid(r.json())) == {f"Patient/{demo.ids['alice:patient']}"}
+
+
+async def test_capability_statement_lists_exactly_the_includes(demo: Api) -> None:
+    r = await demo.client.get("/fhir/metadata")
+    by_type = {res["type"]: res for res in r.json()["rest"][0]["resource"]}
+    assert by_type["Observation"]["searchInclude"] == [
+        "Observation:patient",
+        "Observation:subject",
+        "Observation:performer",
+    ]
+    assert "Observation:patient" in by_type["Patient"]["searchRevInclude"]
+    assert "Patient:general-practitioner" in by_type["Practitioner"]["searchRevInclude"]
+    assert "searchRevInclude" not in by_type["Observation"]
+    # Every advertised value works under strict handling, for every type.
+    for rtype, res in by_type.items():
+        who = "admin"
+        for key, param in (("searchInclude", "_include"), ("searchRevInclude", "_revinclude")):
+            for value in res.get(key, []):
+                resp = await demo.client.get(
+                    f"/fhir/{rtype}",
+                    params={param: value, "_count": "2"},
+                    headers={**bearer(demo, who), "Prefer": "handling=strict"},
+                )
+                assert resp.status_code == 200, (rtype, param, value, resp.text)
+                valid(resp.json())
