@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.policy.acl import flatten
@@ -62,6 +62,14 @@ class AuditAction(StrEnum):
     SIGNUP = "signup"
     ACTIVATE = "activate"
     PUBLISH = "publish"
+    OAUTH_AUTHORIZE = "oauth-authorize"
+    """An authorization code issued after the user's consent (SMART)."""
+    OAUTH_TOKEN = "oauth-token"
+    OAUTH_REFUSED = "oauth-refused"
+    """A refused authorization or token request (bad client, code, verifier, assertion, scope ...)."""
+    OAUTH_REVOKE = "oauth-revoke"
+    """Tokens revoked: by their client, or because a code or refresh token was replayed."""
+    SMART_LAUNCH = "smart-launch"
 
 
 @dataclass(slots=True)
@@ -112,18 +120,43 @@ async def append(conn: AsyncConnection, entry: AuditEntry) -> str:
 
 
 async def append_many(conn: AsyncConnection, entries: Sequence[AuditEntry]) -> list[str]:
-    """Append entries in order under one head lock, with one multi-row insert; returns their hashes.
-
-    The group-commit path for reads (``gateway.audit.reads``) calls this with a whole
-    batch, so the head row is read and moved once per transaction, not once per entry.
-    """
+    """Append entries in order under one head lock, with one multi-row insert; returns their hashes."""
     if not entries:
         return []
     seq, prev = await _lock_head(conn)
+    rows, seq, prev = chain_rows(seq, prev, entries)
+    await conn.execute(insert(table_of(AuditLog)), rows)
+    await conn.execute(update(table_of(AuditHead)).where(table_of(AuditHead).c.id == 1).values(seq=seq, hash=prev))
+    return [r["hash"] for r in rows]
+
+
+def append_many_sync(conn: Connection, entries: Sequence[AuditEntry]) -> list[str]:
+    """``append_many`` on a synchronous SQLite connection inside a BEGIN IMMEDIATE transaction.
+
+    The read-audit group commit (``gateway.audit.reads``) runs a whole batch in one worker
+    thread hop this way instead of one aiosqlite hop per statement; the write lock taken at
+    BEGIN IMMEDIATE serializes it with every other writer, so the chain stays one line.
+    """
+    if not entries:
+        return []
+    head = table_of(AuditHead)
+    row = conn.execute(select(head.c.seq, head.c.hash).where(head.c.id == 1)).first()
+    if row is None:
+        conn.execute(insert(head), {"id": 1, "seq": 0, "hash": GENESIS_HASH})
+        seq, prev = 0, GENESIS_HASH
+    else:
+        seq, prev = int(row.seq), str(row.hash)
+    rows, seq, prev = chain_rows(seq, prev, entries)
+    conn.execute(insert(table_of(AuditLog)), rows)
+    conn.execute(update(head).where(head.c.id == 1).values(seq=seq, hash=prev))
+    return [r["hash"] for r in rows]
+
+
+def chain_rows(seq: int, prev: str, entries: Sequence[AuditEntry]) -> tuple[list[dict[str, Any]], int, str]:
+    """The AuditLog rows for ``entries`` following head (``seq``, ``prev``); returns (rows, new seq, new head hash)."""
     created = datetime.now(UTC)
     stamp = iso(created)
     rows: list[dict[str, Any]] = []
-    hashes: list[str] = []
     for entry in entries:
         seq += 1
         principal = entry.principal
@@ -149,7 +182,4 @@ async def append_many(conn: AsyncConnection, entries: Sequence[AuditEntry]) -> l
         acl = record_acl("AuditLog", values, entry.patient)
         rperm, wperm = flatten(acl)
         rows.append(dict(values, createdAt=created, updatedAt=created, hash=prev, ACL=acl, _rperm=rperm, _wperm=wperm))
-        hashes.append(prev)
-    await conn.execute(insert(table_of(AuditLog)), rows)
-    await conn.execute(update(table_of(AuditHead)).where(table_of(AuditHead).c.id == 1).values(seq=seq, hash=prev))
-    return hashes
+    return rows, seq, prev

@@ -109,3 +109,33 @@ def create_inline_reader(url: str, *, echo: bool = False) -> Engine:
 
     event.listen(engine, "begin", _sqlite_on_begin_deferred)
     return engine
+
+
+def create_sync_writer(url: str, *, echo: bool = False) -> Engine:
+    """A synchronous pysqlite engine with one connection whose transactions BEGIN IMMEDIATE.
+
+    For group commits that run a whole batch in one worker-thread hop (the read audit,
+    ``gateway.audit.reads``) rather than one aiosqlite hop per statement. Same pragmas as
+    every other connection: WAL, ``synchronous=FULL`` (a commit is durable when it returns).
+    """
+    from sqlalchemy import create_engine as create_sync_engine
+    from sqlalchemy.pool import QueuePool
+
+    sync_url = url.replace("sqlite+aiosqlite", "sqlite+pysqlite", 1)
+    engine = create_sync_engine(
+        sync_url,
+        echo=echo,
+        poolclass=QueuePool,
+        pool_size=1,
+        max_overflow=0,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        **JSON_CODECS,
+    )
+    event.listen(engine, "connect", _sqlite_on_connect)
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
