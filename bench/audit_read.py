@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._harness import APP_ID, live_server, wrk  # noqa: E402
-from bench.native_read import TOKEN, build  # noqa: E402
+from bench._harness import APP_ID, live_server, wrk
+from bench.native_read import TOKEN, build
 
 
 def _scripts(result_ids: list[str], patient_id: str) -> dict[str, tuple[str, str | None]]:
