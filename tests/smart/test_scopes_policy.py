@@ -323,3 +323,28 @@ async def test_conditional_create_needs_search_too(demo: Api) -> None:
     both = await user_token(demo, "smith", "user/Observation.cs")
     resp = await call(demo, both, "POST", "Observation", _observation(alice), {"If-None-Exist": "code=0000-0"})
     assert resp.status == 201, resp.body
+
+
+# --------------------------------------------------------------------------- moving a record out
+
+
+async def test_an_update_cannot_move_a_record_out_of_reach(demo: Api) -> None:
+    """Re-pointing an Observation at another patient would write into that patient's record: refused
+    for a provider outside the new patient's care team and for a patient/ grant (the field rules
+    keep ``LabResult.patient`` fixed after creation)."""
+    alice, bob = demo.ids["alice:patient"], demo.ids["bob:patient"]
+    own = next(iter(_published((await _labs_by_patient(demo))[alice])))
+    session = await principal_of(demo, "smith")  # on Alice's care team, not on Bob's
+    current = await call(demo, session, "GET", f"Observation/{own}")
+    assert current.status == 200 and current.body is not None
+    moved = {**current.body, "subject": {"reference": f"Patient/{bob}"}}
+    resp = await call(demo, session, "PUT", f"Observation/{own}", moved)
+    assert resp.status in (403, 404, 422), resp.body
+    row = (await demo.get(f"/parse/classes/LabResult/{own}", master=True)).json()
+    assert row["patient"]["objectId"] == alice
+
+    await _join_care_team(demo, "bob:patient", "smith:provider")
+    confined = await user_token(demo, "smith", "launch/patient patient/Observation.cruds", patient=alice)
+    resp = await call(demo, confined, "PUT", f"Observation/{own}", moved)
+    assert resp.status in (403, 404, 422), resp.body
+    assert (await demo.get(f"/parse/classes/LabResult/{own}", master=True)).json()["patient"]["objectId"] == alice
