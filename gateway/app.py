@@ -24,6 +24,7 @@ from gateway.native.routes import build_router, http_error
 from gateway.operations import live, ready
 from gateway.records.service import Records
 from gateway.settings import Settings
+from gateway.smart.routes import ROUTES as SMART_ROUTES
 from gateway.store.database import Database
 
 PARSE_HEADERS = [
@@ -82,7 +83,7 @@ def create_app(settings: Settings, *, db: Database | None = None, mllp: bool = F
         await database.dispose()
 
     return Litestar(
-        route_handlers=[build_router(), build_fhir_router(), live, ready, hl7v2_ingest],
+        route_handlers=[build_router(), build_fhir_router(), live, ready, hl7v2_ingest, *SMART_ROUTES],
         state=State(
             {"settings": settings, "db": database, "records": records, "native": native, "hl7": hl7, "mllp": listener}
         ),

@@ -56,6 +56,15 @@ class Settings:
     """When set, clients must also present ``X-Parse-REST-API-Key`` (or ``_JavaScriptKey``)."""
     redis_url: str | None = None
     signing_key_file: str = "./var/signing-key.pem"
+    """Private key that signs SMART access and id tokens; generated on first start when absent."""
+    access_token_seconds: int = 3600
+    """Lifetime of SMART access tokens for apps acting for a user (SMART: at most one hour)."""
+    backend_token_seconds: int = 300
+    """Lifetime of client_credentials (backend services) access tokens."""
+    refresh_token_days: int = 30
+    auth_code_seconds: int = 60
+    launch_seconds: int = 300
+    """How long an EHR launch value from ``createSmartLaunch`` stays usable."""
     files_dir: str = "./var/files"
     audit_checkpoint_dir: str = "./var/audit-checkpoints"
     audit_reads: bool = True
@@ -106,6 +115,8 @@ class Settings:
             "rest_api_key": env.get("GATEWAY_REST_API_KEY") or None,
             "redis_url": env.get("GATEWAY_REDIS_URL") or None,
             "signing_key_file": env.get("GATEWAY_SIGNING_KEY_FILE", base.signing_key_file),
+            "access_token_seconds": _env_int("GATEWAY_ACCESS_TOKEN_SECONDS", base.access_token_seconds),
+            "refresh_token_days": _env_int("GATEWAY_REFRESH_TOKEN_DAYS", base.refresh_token_days),
             "files_dir": env.get("GATEWAY_FILES_DIR", base.files_dir),
             "audit_checkpoint_dir": env.get("GATEWAY_AUDIT_CHECKPOINT_DIR", base.audit_checkpoint_dir),
             "audit_reads": env.get("GATEWAY_AUDIT_READS", "1").strip().lower() not in ("0", "false", "no", "off"),
@@ -139,6 +150,10 @@ class Settings:
             )
         if self.parse_limit_default > self.parse_limit_max:
             raise SettingsError("parse_limit_default exceeds parse_limit_max")
+        if not 0 < self.access_token_seconds <= 3600:
+            raise SettingsError("GATEWAY_ACCESS_TOKEN_SECONDS must be between 1 and 3600 (SMART)")
+        if self.refresh_token_days < 1:
+            raise SettingsError("GATEWAY_REFRESH_TOKEN_DAYS must be at least 1")
         return self
 
     @property

@@ -2,7 +2,9 @@
 
 A Parse session token (``Authorization: Bearer r:...`` or ``X-Parse-Session-Token``)
 acts as its user under the same record rules; the master key (``X-Parse-Master-Key``
-with ``X-Parse-Application-Id``) is for server tooling. SMART access tokens come later.
+with ``X-Parse-Application-Id``) is for server tooling. Any other Bearer value is a
+SMART access token (``gateway.smart.tokens``): its user (or back-end client) limited
+by its scopes and launch patient.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from gateway.errors import GatewayError
 from gateway.fhir.outcome import FhirError, OutcomeIssue
 from gateway.policy.principal import Principal, RequestInfo, master
 from gateway.settings import Settings
+from gateway.smart.tokens import principal_from_access_token
 from gateway.store.database import Database
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="fhir"'}
+INVALID_TOKEN = {"WWW-Authenticate": 'Bearer realm="fhir", error="invalid_token"'}
+SESSION_PREFIX = "r:"
 
 
 def unauthorized(diagnostics: str) -> FhirError:
@@ -43,6 +48,13 @@ async def authenticate(db: Database, settings: Settings, headers: Mapping[str, s
         if scheme.lower() != "bearer" or not value.strip():
             raise unauthorized("Only Bearer credentials are accepted.")
         token = value.strip()
+        if not token.startswith(SESSION_PREFIX):
+            try:
+                return await principal_from_access_token(db, settings, token, info)
+            except GatewayError as exc:
+                raise FhirError(
+                    401, OutcomeIssue("login", "Invalid or expired access token."), headers=dict(INVALID_TOKEN)
+                ) from exc
     if token is None:
         raise unauthorized("Authentication required.")
     try:

@@ -1,0 +1,1 @@
+"""SMART on FHIR authorization server (App Launch 2, Backend Services) on authlib: see ``server``."""
