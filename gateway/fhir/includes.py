@@ -3,9 +3,11 @@
 An included resource is fetched with the same row filter a read uses
 (``Records.filter_for``: ACL + patient bound), so a resource the caller could not read
 is silently left out; and the resource *type* must pass :func:`admit` first — the one
-function that applies type-level policy (class permissions, administrators-only
-types, SMART scopes) to whatever a search pulls in beyond its own type, including the
-targets of chained parameters. Add any new type-level rule there and every path obeys it.
+function that applies type-level policy (SMART scopes through ``gateway.policy.smart``,
+class permissions, administrators-only types) to whatever a search pulls in beyond its
+own type, including the targets of chained parameters. :func:`row_filter` then turns its
+answer into SQL (the record rules for the principal the scopes leave, AND the token's
+query restrictions). Add any new rule there and every path obeys it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.errors import Forbidden, NotFound
@@ -25,27 +27,53 @@ from gateway.fhir.registry import RESOURCES, ResourceDef, references
 from gateway.fhir.render import to_resources
 from gateway.policy.clp import Op
 from gateway.policy.principal import Principal
+from gateway.policy.scopes import Interaction as ScopeInteraction
+from gateway.policy.scopes import Restriction
+from gateway.policy.smart import ScopeDenied, authorize
 from gateway.records.service import Records
-from gateway.store.classes import CLASSES
+from gateway.store.classes import CLASSES, ClassSpec
 from gateway.store.objects import Record, select_records
 
 MAX_INCLUDED = 1000
 """Resources one ``_include``/``_revinclude`` value may add to a page (a warning says when more exist)."""
 
 
-def admit(records: Records, principal: Principal, rdef: ResourceDef) -> bool:
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """What :func:`admit` grants for one resource type: whose record rules apply, and which restrictions."""
+
+    principal: Principal
+    restrictions: tuple[Restriction, ...] | None
+
+
+def admit(records: Records, principal: Principal, rdef: ResourceDef) -> Admitted | None:
     """May ``principal`` see resources of ``rdef``'s type pulled in by a search of another type?
 
-    Synchronous (chained parameters compile to SQL before any I/O): ``Records.preload_clps``
-    must have run. Row-level rules are applied separately, in SQL, by the caller.
+    The SMART check asks for ``read``: an included resource is one the client could have
+    read by following the reference. Synchronous (chained parameters compile to SQL before
+    any I/O), so ``Records.preload_clps`` must have run. ``None`` means "leave them all out".
     """
     if rdef.admin_only and not principal.is_admin:
-        return False
+        return None
     try:
-        records.check_loaded(rdef.class_name, Op.FIND, principal)
+        granted = authorize(principal, rdef.type, ScopeInteraction.READ)
+    except ScopeDenied:
+        return None
+    try:
+        records.check_loaded(rdef.class_name, Op.FIND, granted.principal)
     except (Forbidden, NotFound):
-        return False
-    return True
+        return None
+    return Admitted(granted.principal, granted.restrictions)
+
+
+def row_filter(ctx: FhirContext, rdef: ResourceDef, spec: ClassSpec, admitted: Admitted) -> ColumnElement[bool]:
+    """The rows of an admitted type the caller may see: the read rules, AND the token's restrictions."""
+    cond = ctx.records.filter_for(spec, admitted.principal)
+    if admitted.restrictions is not None:
+        from gateway.fhir.scoping import restriction_clause  # scoping builds on search, which builds on this
+
+        cond = and_(cond, restriction_clause(ctx, rdef, spec, admitted.restrictions))
+    return cond
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,23 +146,25 @@ async def included(
         if inc.forward:
             for path in inc.param.paths_to(inc.target):
                 target = RESOURCES[path.target]
-                if not admit(records, principal, target):
+                admitted = admit(records, principal, target)
+                if admitted is None:
                     continue
                 ids = _ids(rows, path.column, path.via)
                 if not ids:
                     continue
                 spec = CLASSES[target.class_name]
                 key = spec.table.c.user if path.via is Via.USER else spec.pk
-                cond = and_(key.in_(ids), records.filter_for(spec, principal))
+                cond = and_(key.in_(ids), row_filter(ctx, target, spec, admitted))
                 found.append((target, await select_records(conn, spec, cond, order=[spec.pk.asc()])))
             continue
         source = inc.source
-        if not admit(records, principal, source):
+        admitted = admit(records, principal, source)
+        if admitted is None:
             continue
         spec = CLASSES[source.class_name]
         match_ids = [str(r["objectId"]) for r in rows]
         points = or_(*(p.matching(spec, match_ids) for p in inc.param.paths_to(rdef.type)))
-        cond = and_(points, records.filter_for(spec, principal))
+        cond = and_(points, row_filter(ctx, source, spec, admitted))
         batch = await select_records(conn, spec, cond, order=[spec.pk.asc()], limit=MAX_INCLUDED + 1)
         if len(batch) > MAX_INCLUDED:
             batch = batch[:MAX_INCLUDED]

@@ -7,9 +7,11 @@ CapabilityStatement can be generated from the same objects that run the search.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -311,17 +313,19 @@ def reference(name: str, target: str, column: str, documentation: str, via: Via 
     return ReferenceParam(name, (RefPath(target, column, via),), documentation)
 
 
+_NUMBER = re.compile(r"^[-+]?(\d{1,30}(\.\d{0,30})?|\.\d{1,30})([eE][-+]?\d{1,3})?$")
+
+
 def _number_range(text: str, expression: str) -> tuple[Decimal, Decimal, Decimal]:
     """(value, low, high): the interval the value's significant digits imply (FHIR R4 §3.1.1.4.3)."""
-    try:
-        number = Decimal(text)
-    except InvalidOperation as exc:
-        raise bad_request(f"Invalid number {text!r}", expression) from exc
-    if not number.is_finite():
+    if not _NUMBER.match(text):
         raise bad_request(f"Invalid number {text!r}", expression)
+    number = Decimal(text)
     exponent = number.as_tuple().exponent
     assert isinstance(exponent, int)
     half = Decimal(5).scaleb(exponent - 1)
+    if not all(math.isfinite(float(v)) for v in (number - half, number + half)):
+        raise bad_request(f"Number out of range {text!r}", expression)
     return number, number - half, number + half
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, and_, false, or_, select, true
 
 from gateway.fhir.context import FhirContext, FhirRequest, FhirResponse
 from gateway.fhir.cursor import Cursor, query_digest
-from gateway.fhir.includes import Include, admit, included, parse_include
+from gateway.fhir.includes import Include, admit, included, parse_include, row_filter
 from gateway.fhir.outcome import FhirError, OutcomeIssue, bad_request, outcome
 from gateway.fhir.params import ReferenceParam, SearchParam, missing_clause
 from gateway.fhir.registry import RESOURCES, RESULT_PARAMS, ResourceDef
@@ -145,12 +145,13 @@ def _chain(
         known = True
         if tmod and tmod not in tparam.modifiers:
             raise FhirError.of(400, "not-supported", f"Unsupported modifier {raw_name!r}", raw_name)
-        if not admit(ctx.records, req.principal, trdef):
+        admitted = admit(ctx.records, req.principal, trdef)
+        if admitted is None:
             parts.append(false())
             continue
         tspec = CLASSES[trdef.class_name]
         found = or_(*(tparam.clause(tspec, v, tmod or None, ctx.search) for v in options))
-        ids = select(tspec.pk).where(and_(ctx.records.filter_for(tspec, req.principal), found))
+        ids = select(tspec.pk).where(and_(row_filter(ctx, trdef, tspec, admitted), found))
         parts.append(param.chain(spec, target, ids))
     if not known:
         raise bad_request(f"Unknown chained parameter {raw_name!r}", raw_name)
