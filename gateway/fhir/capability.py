@@ -11,6 +11,7 @@ from typing import Any
 from gateway import __version__
 from gateway.fhir.context import FhirContext
 from gateway.fhir.registry import RESOURCES, Interaction, ResourceDef, includes_of, revincludes_of
+from gateway.smart.discovery import security_extension
 from gateway.store.classes import CLASSES
 
 FHIR_VERSION = "4.0.1"
@@ -59,7 +60,19 @@ def capability_statement(ctx: FhirContext) -> dict[str, Any]:
                 "mode": "server",
                 "security": {
                     "cors": True,
+                    "service": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                    "code": "SMART-on-FHIR",
+                                }
+                            ]
+                        }
+                    ],
+                    "extension": [security_extension(ctx.settings)],
                     "description": (
+                        "SMART on FHIR access tokens (see .well-known/smart-configuration); "
                         "Parse session token as 'Authorization: Bearer r:...' or X-Parse-Session-Token; "
                         "master key (X-Parse-Master-Key with X-Parse-Application-Id) for tooling."
                     ),

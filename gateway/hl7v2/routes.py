@@ -4,8 +4,10 @@ Status codes: 200 when every ACK is AA; 400 when every message was rejected (AR)
 422 when every message got AE (understood, nothing applied); 207 for a batch with
 mixed outcomes. The body is always the ACK text (one ACK per message, in order), so
 a sender can read MSA/ERR whatever the status. 401 without a valid feed key
-(``X-Feed-Key`` or ``Authorization: Bearer``), 415 for another content type, 413
-over the HL7 size limit.
+(``X-Feed-Key`` or ``Authorization: Bearer``) or SMART backend-services access token
+(``Authorization: Bearer`` from client_credentials, with a ``system/`` scope that may
+create Observations; the feed is then ``client:<id>``), 403 for a SMART token without
+that scope, 415 for another content type, 413 over the HL7 size limit.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ from typing import Any
 from litestar import Request, Response, post
 from litestar.openapi.datastructures import ResponseSpec
 
+from gateway.errors import GatewayError
 from gateway.hl7v2.feeds import authenticate
 from gateway.hl7v2.ingest import Delivery, Ingest, Reply
+from gateway.policy.principal import PrincipalKind, RequestInfo
+from gateway.policy.scopes import Permission, ScopeContext
+from gateway.smart.tokens import principal_from_access_token
 from mappings.hl7v2 import AckCode
 
 __all__ = ["ER7", "hl7v2_ingest"]
@@ -49,6 +55,21 @@ _ACK = ResponseSpec(data_container=str, media_type=ER7, generate_examples=False,
 _JSON = ResponseSpec(data_container=dict[str, Any], generate_examples=False, description="error")
 
 
+async def _smart_feed(request: Request[Any, Any, Any], ingest: Ingest, token: str) -> str | Response[bytes] | None:
+    """A SMART backend token as the sender: ``client:<id>`` when its scopes may create Observations."""
+    info = RequestInfo(source_address=request.client.host if request.client else None)
+    try:
+        principal = await principal_from_access_token(ingest.db, request.app.state.settings, token, info)
+    except GatewayError:
+        return None
+    scopes = principal.scopes
+    if principal.kind is not PrincipalKind.SYSTEM or scopes is None:
+        return _problem(403, "HL7 ingest needs a backend-services token (client_credentials)")
+    if not any(s.context is ScopeContext.SYSTEM for s in scopes.matching("Observation", Permission.CREATE)):
+        return _problem(403, "the token lacks system/Observation.c (or .write)")
+    return principal.actor_name
+
+
 @post(
     "/hl7v2",
     operation_id="hl7v2Ingest",
@@ -60,6 +81,9 @@ _JSON = ResponseSpec(data_container=dict[str, Any], generate_examples=False, des
         207: _ACK,
         400: _ACK,
         401: ResponseSpec(data_container=dict[str, Any], generate_examples=False, description="no valid feed key"),
+        403: ResponseSpec(
+            data_container=dict[str, Any], generate_examples=False, description="SMART token without the scope"
+        ),
         413: _ACK,
         415: _JSON,
         422: _ACK,
@@ -68,7 +92,13 @@ _JSON = ResponseSpec(data_container=dict[str, Any], generate_examples=False, des
 async def hl7v2_ingest(request: Request[Any, Any, Any]) -> Response[Any]:
     """POST an ER7 message (``x-application/hl7-v2+er7`` or ``text/plain``); the ACK comes back after commit."""
     ingest: Ingest = request.app.state.hl7
-    feed = await authenticate(ingest.db, _key(request))
+    key = _key(request)
+    feed = await authenticate(ingest.db, key)
+    if feed is None and key is not None and key.count(".") == 2:
+        smart = await _smart_feed(request, ingest, key)
+        if isinstance(smart, Response):
+            return smart
+        feed = smart
     if feed is None:
         return _problem(
             401,

@@ -1,7 +1,8 @@
 """Cloud functions (``POST /parse/functions/{name}``) named in the contract.
 
-``issuePortalActivation`` (staff), ``activatePortal`` (the signed-up patient) and
-``myAccessLog`` (the patient's own access history). An unknown name is Parse's 141.
+``issuePortalActivation`` (staff), ``activatePortal`` (the signed-up patient),
+``myAccessLog`` (the patient's own access history) and ``createSmartLaunch`` (an EHR
+launch value for a SMART app, gateway.smart.launch). An unknown name is Parse's 141.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from gateway.native.dispatch import route
 from gateway.native.request import NativeRequest
 from gateway.policy.principal import Principal
 from gateway.records import activation
+from gateway.smart.launch import create_launch
 from gateway.store.models import AuditLog, PatientProfile, table_of
 
 CloudFunction = Callable[[NativeContext, Principal, dict[str, Any]], Awaitable[Any]]
@@ -69,6 +71,19 @@ async def issue_portal_activation(ctx: NativeContext, principal: Principal, para
 async def activate_portal(ctx: NativeContext, principal: Principal, params: dict[str, Any]) -> Any:
     patient_id = await activation.activate(ctx.records, principal, params.get("code"), params.get("dateOfBirth"))
     return {"patient": {"__type": "Pointer", "className": "PatientProfile", "objectId": patient_id}}
+
+
+@FUNCTIONS.register("createSmartLaunch")
+async def create_smart_launch(ctx: NativeContext, principal: Principal, params: dict[str, Any]) -> Any:
+    """An EHR ``launch`` value for a SMART app, for a patient the signed-in caller can see (single use)."""
+    patient_id = params.get("patientId")
+    if not isinstance(patient_id, str) or not patient_id:
+        raise ScriptFailed("patientId is required.")
+    if not principal.is_user:
+        raise ScriptFailed("Sign in to launch an app.")
+    await ctx.records.get(principal, "PatientProfile", patient_id)
+    launch = await create_launch(ctx.db, ctx.settings, principal, patient_id)
+    return {"launch": launch.value, "expiresAt": {"__type": "Date", "iso": iso(launch.expires_at)}}
 
 
 @FUNCTIONS.register("myAccessLog")
