@@ -69,7 +69,7 @@ async def test_token_step_refuses_a_bad_verifier(smart: Smart, verifier: str, er
 
 
 async def test_confidential_client_needs_a_verifier_too(smart: Smart) -> None:
-    code, params = await smart.code_for("alice", client_id="app-conf")
+    code, _ = await smart.code_for("alice", client_id="app-conf")
     data = {"grant_type": "authorization_code", "code": code, "redirect_uri": APP_REDIRECT}
     r = await smart.token(data, auth=("app-conf", smart.secret))
     assert r.status_code == 400 and r.json()["error"] == "invalid_request"
@@ -199,7 +199,7 @@ async def test_inferno_negatives(smart: Smart) -> None:
     r = await smart.client.get("/oauth/authorize", params=params, follow_redirects=False)
     assert query_of(r.headers["location"])["error"] == "invalid_request"
     odd_state = "a b&c=<d>\"'é"
-    code, params = await smart.code_for("alice", state=odd_state)
+    _, params = await smart.code_for("alice", state=odd_state)
     assert params["state"] == odd_state  # code_for checked the echo byte for byte
     actions = await _audit_actions(smart)
     assert actions.count(("oauth-refused", "failure")) >= 4
