@@ -36,7 +36,8 @@ def live_server(database_url: str, **env: str) -> Iterator[str]:
     port = free_port()
     environ = dict(os.environ, GATEWAY_DATABASE_URL=database_url, GATEWAY_MASTER_KEY=MASTER_KEY,
                    GATEWAY_APP_ID=APP_ID, GATEWAY_HTTP_PORT=str(port), GATEWAY_MLLP_PORT="0",
-                   GATEWAY_LOG_LEVEL="WARNING", **env)
+                   GATEWAY_LOG_LEVEL="WARNING")
+    environ.update(env)  # e.g. GATEWAY_MLLP_PORT for the HL7 bench
     exe = str(Path(sys.executable).parent / "portal-gateway")
     proc = subprocess.Popen([exe, "serve"], env=environ, cwd=tempfile.gettempdir(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

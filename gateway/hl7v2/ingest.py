@@ -16,18 +16,19 @@ Nothing here raises: an unexpected failure is logged and answered AE (207).
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.audit.writer import AuditAction, AuditEntry, append
-from gateway.errors import Conflict
+from gateway.audit.writer import AuditAction, AuditEntry, append_many
 from gateway.hl7v2 import messagelog
 from gateway.hl7v2.apply import Effects, Unappliable, apply_patient, apply_results
+from gateway.hl7v2.committer import GroupCommitter, Job, RetryableFailure
 from gateway.policy.principal import RequestInfo, system
 from gateway.store.database import Database
 from gateway.store.ids import new_object_id
@@ -108,36 +109,56 @@ def is_batch(text: str) -> bool:
 
 
 class Ingest:
-    """Turns received payloads into stored effects and ACKs."""
+    """Turns received payloads into stored effects and ACKs.
+
+    Parsing and mapping run at once in the caller (``submit``); the writes of each message
+    are a job for the group committer (``committer.GroupCommitter``), which runs the jobs
+    of every message waiting at that moment in one transaction and resolves each reply
+    after that transaction's COMMIT.
+    """
 
     def __init__(
-        self, db: Database, options: ParseOptions | None = None, *, clock: Callable[[], datetime] = _now
+        self,
+        db: Database,
+        options: ParseOptions | None = None,
+        *,
+        clock: Callable[[], datetime] = _now,
+        committer: GroupCommitter | None = None,
     ) -> None:
         self.db = db
         self.options = options or ParseOptions()
         self.clock = clock
+        self.committer = committer or GroupCommitter(db, attempts=_ATTEMPTS)
 
-    async def handle_payload(self, raw: bytes, delivery: Delivery) -> list[Reply]:
-        """One message, or each message of an FHS/BHS batch applied and acknowledged on its own."""
+    def submit(self, raw: bytes, delivery: Delivery) -> asyncio.Future[list[Reply]]:
+        """Parse now and queue the writes now (so callers' order is commit order); the replies
+        (one per message of an FHS/BHS batch, each applied on its own) resolve after the commit."""
         try:
             decoded = decode(raw)
             batch = is_batch(decoded.text)
-        except Exception:  # mappings' decode can raise ValueError on a bare "MSH" line: handle() answers AR
+        except Exception:  # mappings' decode can raise ValueError on a bare "MSH" line: answered AR
             batch = False
-        if not batch:
-            return [await self.handle(raw, delivery)]
-        parts = split_batch(decoded.text)
-        return [await self.handle(part.encode(decoded.codec, "replace"), delivery) for part in parts]
+        parts = [part.encode(decoded.codec, "replace") for part in split_batch(decoded.text)] if batch else [raw]
+        waits = [self._submit_one(part, delivery) for part in parts]
+        return asyncio.ensure_future(_all(waits))
+
+    async def handle_payload(self, raw: bytes, delivery: Delivery) -> list[Reply]:
+        """One message, or each message of an FHS/BHS batch applied and acknowledged on its own."""
+        return await self.submit(raw, delivery)
 
     async def handle(self, raw: bytes, delivery: Delivery) -> Reply:
         """Apply one message; never raises."""
-        try:
-            return await self._handle(raw, delivery)
-        except Exception:
-            log.exception("hl7v2: unexpected failure handling a %d-byte message", len(raw))
-            err = Hl7Error(ErrorCode.APPLICATION_INTERNAL_ERROR, None, None, None, "internal error; nothing applied")
-            ack = _unparseable_ack(raw, err, new_object_id(), self.clock())
-            return Reply(AckCode.AE, ack.encode("utf-8", "replace"), None)
+        return await self._submit_one(raw, delivery)
+
+    def submit_oversize(self, head: bytes, size: int, limit: int, delivery: Delivery) -> asyncio.Future[list[Reply]]:
+        """AR for a frame over the size limit; a dead letter records its size and first bytes."""
+        err = Hl7Error(ErrorCode.VALUE_TOO_LONG, None, None, None, f"message of {size} bytes exceeds {limit} bytes")
+        job, reply = self._reject_unreadable(head, err, delivery, size=size)
+        return asyncio.ensure_future(_all([self._settle(self.committer.submit(job), head, reply)]))
+
+    async def reject_oversize(self, head: bytes, size: int, limit: int, delivery: Delivery) -> Reply:
+        [reply] = await self.submit_oversize(head, size, limit, delivery)
+        return reply
 
     async def reprocess(self, message_id: str) -> Reply | None:
         """Run a dead letter through ingest again (after a fix); None when there is no such AE/AR row.
@@ -158,48 +179,91 @@ class Ingest:
             await messagelog.release(conn, message_id, {"reprocessedAs": reply.message_id})
         return reply
 
-    async def reject_oversize(self, head: bytes, size: int, limit: int, delivery: Delivery) -> Reply:
-        """AR for a frame over the size limit; a dead letter records its size and first bytes."""
-        err = Hl7Error(ErrorCode.VALUE_TOO_LONG, None, None, None, f"message of {size} bytes exceeds {limit} bytes")
-        return await self._reject_unreadable(head, err, delivery, size=size)
+    def _submit_one(self, raw: bytes, delivery: Delivery) -> Awaitable[Reply]:
+        try:
+            job, known = self._prepare(raw, delivery)
+        except Exception:
+            log.exception("hl7v2: unexpected failure reading a %d-byte message", len(raw))
+            return _done(self._internal_error(raw))
+        return self._settle(self.committer.submit(job), raw, known, delivery)
 
-    async def _handle(self, raw: bytes, delivery: Delivery) -> Reply:
+    async def _settle(
+        self, future: Awaitable[Reply], raw: bytes, known: Reply | None, delivery: Delivery | None = None
+    ) -> Reply:
+        """The committed reply; nothing raises. A job that failed (it kept conflicting with another
+        writer, a bug, or the database is unavailable) applied nothing: the message is logged as a
+        dead letter in a transaction of its own when the store allows, and answered AE (no AA)."""
+        try:
+            return await future
+        except RetryableFailure:
+            log.info("hl7v2: gave up after %d conflicting attempts", _ATTEMPTS)
+            reason = Hl7Error(ErrorCode.APPLICATION_RECORD_LOCKED, None, None, None, "records busy; retry later")
+        except Exception:
+            log.exception("hl7v2: unexpected failure storing a %d-byte message", len(raw))
+            reason = Hl7Error(ErrorCode.APPLICATION_INTERNAL_ERROR, None, None, None, "internal error; nothing applied")
+        if delivery is None:
+            return known or self._internal_error(raw, reason)
+        try:
+            inbound = self._inbound(raw)
+            logged: Reply = await self.committer.run(self._finish(inbound, delivery, AckCode.AE, [reason], owns=False))
+            return logged
+        except Exception:
+            log.warning("hl7v2: could not log the failed %d-byte message as a dead letter", len(raw))
+            return self._internal_error(raw, reason)
+
+    def _internal_error(self, raw: bytes, reason: Hl7Error | None = None) -> Reply:
+        """AE (207 unless told otherwise) when the store failed: nothing applied, nothing logged."""
+        err = reason or Hl7Error(
+            ErrorCode.APPLICATION_INTERNAL_ERROR, None, None, None, "internal error; nothing applied"
+        )
+        message_id = new_object_id()
+        try:
+            inbound = self._inbound(raw)
+            ack = build_ack(inbound.header, AckCode.AE, [err], ack_control_id=message_id, now=self.clock())
+            return Reply(AckCode.AE, ack.encode(inbound.codec, "replace"), None)
+        except Exception:  # not even the MSH reads: the salvage ACK
+            ack = _unparseable_ack(raw, err, message_id, self.clock())
+            return Reply(AckCode.AE, ack.encode("utf-8", "replace"), None)
+
+    def _inbound(self, raw: bytes) -> _Inbound:
+        decoded = decode(raw)
+        msg = parse_message(decoded.text)
+        header = read_header(msg, self.options.default_tz)
+        return _Inbound(raw, decoded.codec, header, messagelog.content_digest(normalize(decoded.text)))
+
+    def _prepare(self, raw: bytes, delivery: Delivery) -> tuple[Job, Reply | None]:
+        """Decode, parse and map (CPU only); returns the message's write job (and its reply when
+        that is already known, i.e. for a message that cannot be read)."""
         try:
             decoded = decode(raw)
             msg = parse_message(decoded.text)
             msg.issues[:0] = decoded.issues
             header = read_header(msg, self.options.default_tz)
         except Hl7Error as err:
-            return await self._reject_unreadable(raw, err, delivery)
+            return self._reject_unreadable(raw, err, delivery)
         except Exception as exc:  # python-hl7 / decode bugs surface as bare errors: still an AR
             log.warning("hl7v2: unreadable %d-byte message (%s)", len(raw), type(exc).__name__)
             unreadable = Hl7Error(
                 ErrorCode.SEGMENT_SEQUENCE_ERROR, None, None, None, f"unreadable message ({type(exc).__name__})"
             )
-            return await self._reject_unreadable(raw, unreadable, delivery)
+            return self._reject_unreadable(raw, unreadable, delivery)
         inbound = _Inbound(raw, decoded.codec, header, messagelog.content_digest(normalize(decoded.text)))
         try:
             kind = check_supported(header)
             mapped = parse_oru(msg, self.options) if kind is MessageKind.ORU_R01 else parse_adt(msg, self.options)
         except Hl7Error as err:
-            return await self._finish(inbound, delivery, AckCode.AR, [err], owns=False)
+            return self._finish(inbound, delivery, AckCode.AR, [err], owns=False), None
         except Exception as exc:  # a mapping bug must still answer
             log.exception("hl7v2: mapping failed for control id %r", header.control_id)
             bug = Hl7Error(ErrorCode.SEGMENT_SEQUENCE_ERROR, None, None, None, f"unmappable ({type(exc).__name__})")
-            return await self._finish(inbound, delivery, AckCode.AR, [bug], owns=False)
+            return self._finish(inbound, delivery, AckCode.AR, [bug], owns=False), None
         errors = [i for i in mapped.issues if i.severity is Severity.ERROR]
         warnings = [i for i in mapped.issues if i.severity is not Severity.ERROR]
         if errors:
-            return await self._finish(inbound, delivery, AckCode.AE, errors + warnings, owns=True)
-        for attempt in range(_ATTEMPTS):
-            try:
-                return await self._apply(inbound, delivery, mapped, warnings)
-            except (Conflict, IntegrityError):
-                log.info("hl7v2: concurrent write on control id %r, retry %d", header.control_id, attempt + 1)
-        busy = Hl7Error(ErrorCode.APPLICATION_RECORD_LOCKED, None, None, None, "records busy; retry later")
-        return await self._finish(inbound, delivery, AckCode.AE, [busy], owns=False)
+            return self._finish(inbound, delivery, AckCode.AE, errors + warnings, owns=True), None
+        return self._apply(inbound, delivery, mapped, warnings), None
 
-    async def _reject_unreadable(self, raw: bytes, err: Hl7Error, delivery: Delivery, *, size: int = 0) -> Reply:
+    def _reject_unreadable(self, raw: bytes, err: Hl7Error, delivery: Delivery, *, size: int = 0) -> tuple[Job, Reply]:
         message_id = new_object_id()
         ack = _unparseable_ack(raw, err, message_id, self.clock())
         entry = messagelog.LogEntry(
@@ -218,9 +282,13 @@ class Ingest:
             effects={"truncated": True} if size else None,
             size=size,
         )
-        async with self.db.write() as conn:
+        reply = Reply(AckCode.AR, ack.encode("utf-8", "replace"), message_id)
+
+        async def job(conn: AsyncConnection) -> Reply:
             await messagelog.record(conn, entry)
-        return Reply(AckCode.AR, ack.encode("utf-8", "replace"), message_id)
+            return reply
+
+        return job, reply
 
     def _entry(
         self, inbound: _Inbound, delivery: Delivery, code: AckCode, reasons: list[Hl7Error], *, owns: bool
@@ -264,25 +332,29 @@ class Ingest:
         await messagelog.record(conn, entry)
         return self._reply(inbound, AckCode.AE, entry.ack, entry.id)
 
-    async def _finish(
+    def _finish(
         self, inbound: _Inbound, delivery: Delivery, code: AckCode, reasons: list[Hl7Error], *, owns: bool
-    ) -> Reply:
+    ) -> Job:
         """Log a message that applies nothing (AE/AR); a repeat of an owned control id answers as before."""
-        async with self.db.write() as conn:
+
+        async def job(conn: AsyncConnection) -> Reply:
             if owns:
                 repeat = await self._repeat(conn, inbound, delivery)
                 if repeat is not None:
                     return repeat
             entry = self._entry(inbound, delivery, code, reasons, owns=owns)
             await messagelog.record(conn, entry)
-        return self._reply(inbound, code, entry.ack, entry.id)
+            return self._reply(inbound, code, entry.ack, entry.id)
 
-    async def _apply(self, inbound: _Inbound, delivery: Delivery, mapped: Any, warnings: list[Hl7Error]) -> Reply:
+        return job
+
+    def _apply(self, inbound: _Inbound, delivery: Delivery, mapped: Any, warnings: list[Hl7Error]) -> Job:
         h = inbound.header
         principal = system(
             f"hl7:{delivery.feed or delivery.transport}", RequestInfo(source_address=delivery.source_address)
         )
-        async with self.db.write() as conn:
+
+        async def job(conn: AsyncConnection) -> Reply:
             repeat = await self._repeat(conn, inbound, delivery)
             if repeat is not None:
                 return repeat
@@ -292,8 +364,7 @@ class Ingest:
             try:
                 async with conn.begin_nested():
                     await self._effects(conn, mapped, principal, message_id, effects)
-                    await append(
-                        conn,
+                    effects.audit.append(
                         AuditEntry(
                             AuditAction.CREATE,
                             principal,
@@ -302,15 +373,18 @@ class Ingest:
                             None,
                             summary=f"{h.message_type}^{h.trigger_event} applied",
                             metadata={"controlId": h.control_id, "effects": effects.as_dict()},
-                        ),
+                        )
                     )
+                    await append_many(conn, effects.audit)  # one head lock and one INSERT per message
             except Unappliable as exc:
                 code, reasons, effects = AckCode.AE, exc.errors + warnings, Effects()
             entry = self._entry(inbound, delivery, code, reasons, owns=True)
             entry.id, entry.effects = message_id, effects.as_dict() or None
             entry.ack = build_ack(h, code, reasons, ack_control_id=message_id, now=entry.received_at)
             await messagelog.record(conn, entry)
-        return self._reply(inbound, code, entry.ack, message_id)
+            return self._reply(inbound, code, entry.ack, message_id)
+
+        return job
 
     async def _effects(self, conn: Any, mapped: Any, principal: Any, message_id: str, effects: Effects) -> None:
         if mapped.patient is None:
@@ -327,3 +401,13 @@ class Ingest:
                 message_id=message_id,
                 effects=effects,
             )
+
+
+async def _all(waits: list[Awaitable[Reply]]) -> list[Reply]:
+    return [await w for w in waits]
+
+
+def _done(reply: Reply) -> asyncio.Future[Reply]:
+    future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+    future.set_result(reply)
+    return future

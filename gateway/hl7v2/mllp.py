@@ -5,6 +5,13 @@ reset) are logged with sizes only, never content, and never end the listener or
 another connection. An oversize frame is answered AR and logged as a dead letter; an
 idle connection is closed after ``idle_seconds``. Each ACK is written only after
 ``Ingest`` returns, i.e. after the transaction holding the message committed.
+
+Pipelining: a sender may send several frames before reading ACKs. The reader submits
+each message to ``Ingest`` as soon as its frame is complete (submission order is commit
+order, so one connection's messages apply in order, possibly in one group transaction);
+a second task writes the ACKs in that same order as their commits complete. At most
+``max_in_flight`` messages per connection wait for their ACK; past that the reader stops
+reading (TCP backpressure) instead of buffering without bound.
 """
 
 from __future__ import annotations
@@ -13,10 +20,11 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from gateway.hl7v2.framing import Frame, Framer, Garbage, Oversize, frame
-from gateway.hl7v2.ingest import Delivery, Ingest
+from gateway.hl7v2.ingest import Delivery, Ingest, Reply
 
 __all__ = ["MllpServer"]
 
@@ -38,6 +46,7 @@ class MllpServer:
         idle_seconds: float = 300.0,
         allowed_sources: tuple[str, ...] = (),
         max_connections: int = 256,
+        max_in_flight: int = 32,
     ) -> None:
         self.ingest = ingest
         self.host = host
@@ -46,6 +55,7 @@ class MllpServer:
         self.idle_seconds = idle_seconds
         self.allowed = [ipaddress.ip_network(s, strict=False) for s in allowed_sources]
         self.max_connections = max_connections
+        self.max_in_flight = max_in_flight
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -90,15 +100,21 @@ class MllpServer:
             self._tasks.add(task)
         delivery = Delivery("mllp", None, str(peer[0]) if peer else None)
         framer = Framer(self.max_bytes)
+        acks: asyncio.Queue[Awaitable[list[Reply]] | None] = asyncio.Queue(self.max_in_flight)
+        acker = asyncio.create_task(self._write_acks(acks, writer, peer))
         try:
-            while True:
+            while not acker.done():
                 chunk = await asyncio.wait_for(reader.read(_READ), self.idle_seconds)
                 if not chunk:
                     break
                 for event in framer.feed(chunk):
-                    await self._event(event, writer, delivery)
+                    pending = self._event(event, delivery)
+                    if pending is not None:
+                        await acks.put(pending)
             if framer.pending:
                 log.warning("MLLP %s: connection closed inside a frame; %d bytes discarded", peer, framer.pending)
+            await acks.put(None)
+            await acker  # the sender may half-close and still read the ACKs of what it sent
         except TimeoutError:
             log.info("MLLP %s: idle for %.0fs, closing", peer, self.idle_seconds)
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -108,22 +124,37 @@ class MllpServer:
         except Exception:
             log.exception("MLLP %s: connection failed", peer)
         finally:
+            if not acker.done():
+                acker.cancel()
+                with contextlib.suppress(BaseException):
+                    await acker
             if task is not None:
                 self._tasks.discard(task)
             writer.close()
             with contextlib.suppress(Exception):  # the peer may already be gone
                 await writer.wait_closed()
 
-    async def _event(self, event: Frame | Oversize | Garbage, writer: asyncio.StreamWriter, delivery: Delivery) -> None:
+    def _event(self, event: Frame | Oversize | Garbage, delivery: Delivery) -> Awaitable[list[Reply]] | None:
+        """Submit a complete frame (or the AR for an oversize one) now; returns what the ACK writer awaits."""
         if isinstance(event, Garbage):
             log.warning("MLLP %s: %d bytes outside a frame discarded", delivery.source_address, event.size)
-            return
+            return None
         if isinstance(event, Oversize):
             log.warning("MLLP %s: frame of %d bytes over the limit", delivery.source_address, event.size)
-            reply = await self.ingest.reject_oversize(event.head, event.size, self.max_bytes, delivery)
-            writer.write(frame(reply.ack))
-            await writer.drain()
-            return
-        for reply in await self.ingest.handle_payload(event.payload, delivery):
-            writer.write(frame(reply.ack))
-            await writer.drain()
+            return self.ingest.submit_oversize(event.head, event.size, self.max_bytes, delivery)
+        return self.ingest.submit(event.payload, delivery)
+
+    async def _write_acks(
+        self, acks: asyncio.Queue[Awaitable[list[Reply]] | None], writer: asyncio.StreamWriter, peer: Any
+    ) -> None:
+        """Write each message's ACK(s) in arrival order, each after its commit."""
+        try:
+            while (pending := await acks.get()) is not None:
+                for reply in await pending:
+                    writer.write(frame(reply.ack))
+                await writer.drain()
+        except ConnectionError:
+            log.info("MLLP %s: connection lost while writing ACKs", peer)
+            writer.transport.abort()  # wakes the reader; the queue is drained so it never blocks on put
+            while await acks.get() is not None:
+                pass

@@ -1,0 +1,249 @@
+"""HL7 v2 ingest over MLLP: issue #4's benchmark.
+
+One run, same machine, same load generator, two servers side by side:
+  (a) baseline: an MLLP listener that frames, decodes, parses and maps each message and
+      builds its ACK (the whole pure pipeline of ``Ingest``) but stores nothing;
+  (b) ``portal-gateway serve`` on a fresh database: full ingest with a durable commit
+      (SQLite WAL + synchronous=FULL, or PostgreSQL synchronous_commit=on) before each ACK.
+Each is driven over 1 connection and over 8, every sender waiting for its ACK before the next
+message (classic MLLP); ``--pipeline K`` keeps K messages in flight per connection instead.
+Every message is a distinct 16-segment ORU^R01 (MSH, PID, ORC, OBR, 12 OBX) for one of 200
+patients, so (b) creates a LabResult per OBX. Prints messages/s and the ratio b/a (target >= 0.7).
+A parse-only baseline (python-hl7 parse + ACK, no mapping) is printed too, for reference.
+
+Usage: .venv/bin/python bench/hl7_ingest.py [--seconds 10] [--connections 1,8] [--pipeline 1]
+                                            [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._harness import free_port, live_server
+from gateway.hl7v2.framing import END, START, Frame, Framer, frame
+from mappings.hl7v2 import (
+    AckCode,
+    ParseOptions,
+    build_ack,
+    decode,
+    parse_message,
+    parse_oru,
+    read_header,
+)
+from mappings.hl7v2.header import check_supported
+
+_OBX = (
+    ("2345-7", "Glucose", "104", "mg/dL", "70-99", "H"),
+    ("3094-0", "Urea nitrogen", "15", "mg/dL", "7-20", "N"),
+    ("2160-0", "Creatinine", "0.91", "mg/dL", "0.59-1.04", "N"),
+    ("2951-2", "Sodium", "139", "mmol/L", "136-145", "N"),
+    ("2823-3", "Potassium", "3.3", "mmol/L", "3.5-5.1", "L"),
+    ("2075-0", "Chloride", "101", "mmol/L", "98-107", "N"),
+    ("2028-9", "Carbon dioxide, total", "25", "mmol/L", "22-29", "N"),
+    ("17861-6", "Calcium", "9.4", "mg/dL", "8.6-10.3", "N"),
+    ("2885-2", "Protein", "7.1", "g/dL", "6.0-8.3", "N"),
+    ("1751-7", "Albumin", "4.2", "g/dL", "3.5-5.2", "N"),
+    ("1975-2", "Bilirubin.total", "0.6", "mg/dL", "0.1-1.2", "N"),
+    ("6768-6", "Alkaline phosphatase", "88", "U/L", "44-147", "N"),
+)
+_PROVIDER = "1234567893^Okafor^Chidi^^^^MD^^NPI&2.16.840.1.113883.4.6&ISO^L^^^NPI"
+
+
+def oru(control_id: str, patient: int) -> bytes:
+    """A distinct 16-segment ORU^R01: its own control id and order number, one of 200 patients."""
+    t = "20260114074500-0500"
+    segs = [
+        f"MSH|^~\\&|BEAKER|NORTHWIND LAB|PORTAL|PORTAL GW|20260114093015-0500||ORU^R01^ORU_R01|{control_id}|P|2.5.1",
+        f"PID|1||NW-{patient:06d}^^^NWHOSP^MR||Tester^Alex{patient}^Q||19780402|F",
+        f"ORC|RE|PL-{control_id}^PORTALEHR|FL-{control_id}^NWLAB||CM||||{t}|||{_PROVIDER}",
+        f"OBR|1|PL-{control_id}^PORTALEHR|FL-{control_id}^NWLAB|24323-8^Comprehensive metabolic panel^LN|||{t}"
+        f"|||||||||{_PROVIDER}||||||20260114092900-0500|||F",
+    ]
+    for i, (code, name, value, units, rng, flag) in enumerate(_OBX, 1):
+        segs.append(f"OBX|{i}|NM|{code}^{name}^LN||{value}|{units}^^UCUM|{rng}|{flag}|||F|||{t}")
+    return ("\r".join(segs) + "\r").encode()
+
+
+# ---- (a) the no-storage baseline server ---------------------------------------------------------
+
+
+def _pipeline(raw: bytes, *, mapping: bool) -> bytes:
+    """What ``Ingest`` does before and after the store: decode, parse, (map), build the ACK."""
+    decoded = decode(raw)
+    msg = parse_message(decoded.text)
+    header = read_header(msg, UTC)
+    if mapping:
+        check_supported(header)
+        parse_oru(msg, ParseOptions())
+    ack = build_ack(header, AckCode.AA, [], ack_control_id=header.control_id, now=datetime.now(UTC))
+    return ack.encode(decoded.codec)
+
+
+def serve_baseline(port: int, mapping: bool) -> None:
+    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        framer = Framer(16 * 1024 * 1024)
+        try:
+            while chunk := await reader.read(64 * 1024):
+                for event in framer.feed(chunk):
+                    if isinstance(event, Frame):
+                        writer.write(frame(_pipeline(event.payload, mapping=mapping)))
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(connection, "127.0.0.1", port, limit=16 * 1024 * 1024 + 2)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+@contextlib.contextmanager
+def baseline_server(mapping: bool) -> Iterator[int]:
+    port = free_port()
+    args = [sys.executable, __file__, "--serve-baseline", str(port)] + ([] if mapping else ["--parse-only"])
+    proc = subprocess.Popen(args, cwd=tempfile.gettempdir())
+    try:
+        _wait_port(port)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _wait_port(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+@contextlib.contextmanager
+def gateway_server(database_url: str) -> Iterator[int]:
+    port = free_port()
+    with live_server(database_url, GATEWAY_MLLP_PORT=str(port)):
+        _wait_port(port)
+        yield port
+
+
+# ---- the load generator -------------------------------------------------------------------------
+
+
+async def drive(port: int, connections: int, seconds: float, pipeline: int, tag: str) -> float:
+    """ACKed messages/s over ``connections`` MLLP connections during ``seconds`` (after a 2 s warm-up).
+
+    Every ACK must be AA; anything else aborts the run (a figure with failures does not count)."""
+    counted = 0
+    measuring = False
+    stop = False
+
+    async def sender(c: int) -> None:
+        nonlocal counted
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=16 * 1024 * 1024)
+        seq = 0
+        in_flight: list[str] = []
+        try:
+            while not stop or in_flight:
+                while not stop and len(in_flight) < pipeline:
+                    control = f"{tag}-{c}-{seq}"
+                    writer.write(START + oru(control, (c * 7919 + seq) % 200) + END)
+                    in_flight.append(control)
+                    seq += 1
+                await writer.drain()
+                block = await reader.readuntil(END)
+                text = block[1 : -len(END)].decode("utf-8", "replace")
+                msa = next(s for s in text.split("\r") if s.startswith("MSA")).split("|")
+                expected = in_flight.pop(0)
+                if msa[1] != "AA" or msa[2] != expected:
+                    raise RuntimeError(f"unexpected ACK for {expected}: {msa}")
+                if measuring:
+                    counted += 1
+        finally:
+            writer.close()
+
+    tasks = [asyncio.create_task(sender(c)) for c in range(connections)]
+    await asyncio.sleep(2.0)
+    measuring, start = True, time.perf_counter()
+    await asyncio.sleep(seconds)
+    measuring, elapsed = False, time.perf_counter() - start
+    stop = True
+    await asyncio.gather(*tasks)
+    return counted / elapsed
+
+
+def measure(port: int, connections: int, seconds: float, pipeline: int, tag: str) -> float:
+    return asyncio.run(drive(port, connections, seconds, pipeline, tag))
+
+
+def _postgres_database(admin_url: str) -> str:
+    """A fresh database for one run (asyncpg, the driver the app uses); returns its URL."""
+    import asyncpg
+
+    name = f"bench_hl7_{os.getpid()}"
+    dsn = admin_url.replace("postgresql+asyncpg", "postgresql", 1)
+
+    async def create() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--connections", default="1,8")
+    parser.add_argument("--pipeline", type=int, default=1, help="messages in flight per connection")
+    parser.add_argument("--postgres", default=None, help="admin URL of a PostgreSQL server to bench too")
+    parser.add_argument("--serve-baseline", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--parse-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_baseline is not None:
+        serve_baseline(args.serve_baseline, mapping=not args.parse_only)
+        return
+    fan = [int(c) for c in args.connections.split(",")]
+    run = f"{os.getpid()}x{int(time.time())}"
+    rows: list[tuple[str, int, float, float, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        backends = [("sqlite", f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")]
+        if args.postgres:
+            backends.append(("postgresql", _postgres_database(args.postgres)))
+        for backend, url in backends:
+            with gateway_server(url) as gw, baseline_server(True) as base, baseline_server(False) as parse_only:
+                for n in fan:
+                    a0 = measure(parse_only, n, args.seconds, args.pipeline, f"P{run}{backend}{n}")
+                    a = measure(base, n, args.seconds, args.pipeline, f"A{run}{backend}{n}")
+                    b = measure(gw, n, args.seconds, args.pipeline, f"B{run}{backend}{n}")
+                    rows.append((backend, n, a0, a, b))
+    print(f"HL7 ingest over MLLP, {args.seconds:.0f} s per figure, pipeline {args.pipeline} per connection")
+    print(f"{'backend':<11}{'conns':>6}{'parse+ACK':>11}{'(a) +map':>10}{'(b) store':>11}{'b/a':>7}{'b/parse':>9}")
+    for backend, n, a0, a, b in rows:
+        print(f"{backend:<11}{n:>6}{a0:>11.1f}{a:>10.1f}{b:>11.1f}{b / a:>7.2f}{b / a0:>9.2f}")
+    print("target: b/a >= 0.70")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+"""Group commit for the HL7 v2 door: many messages, one write transaction, ACKs after its commit.
+
+A durable commit (an fsync on SQLite with ``synchronous=FULL``, a WAL flush on
+PostgreSQL) and the BEGIN/COMMIT round trips cost the same for one message as for
+twenty. Messages that arrive while a transaction is running (on several connections,
+or pipelined on one) wait in ``pending`` and go into the next transaction together;
+nobody waits for a timer, so a lone sender sees no added latency.
+
+Rules the tests rely on:
+
+* Jobs run one after another, in submission order, in the same transaction, so a later
+  message sees an earlier one's rows (same control id twice in one group: the second is a
+  duplicate of the first) and per-connection order is kept.
+* A job's future resolves only after the COMMIT that holds its writes returned: the ACK
+  built from it is never written to the socket before the data is durable.
+* A job that raises does not take the others down: the transaction is rolled back and
+  re-run without it (optimistic, no savepoint per message, since failures are rare). A
+  ``Conflict``/``IntegrityError`` (a concurrent writer outside this process on PostgreSQL)
+  makes that job try again in the re-run, up to ``attempts`` times, before it fails.
+* When BEGIN or COMMIT itself fails (database locked or gone), every job of the group
+  gets that exception; nothing of the group is committed, so no sender is told AA.
+
+On SQLite the whole group runs in one worker thread on a synchronous connection
+(``engine.create_sync_writer``): the jobs are the same coroutines, driven to completion
+without an event loop through ``_SyncConnection``, whose awaits never suspend. With the
+async driver every statement is a round trip to aiosqlite's thread, and on a busy
+two-core machine that hand-off costs more than the statement (measured: about 2 ms per
+statement under load, against 0.1 ms of SQLite work). A job that does suspend (it awaited
+something real) is a programming error the sync path detects; the group is then run
+again on the async path, so correctness never depends on the shortcut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, cast
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.errors import Conflict
+from gateway.store.database import Database
+from gateway.store.engine import create_sync_writer
+
+__all__ = ["GroupCommitter", "Job", "RetryableFailure"]
+
+log = logging.getLogger("gateway.hl7v2.commit")
+
+Job = Callable[[AsyncConnection], Awaitable[Any]]
+"""Writes one message's rows on the given connection and returns its outcome; may be re-run."""
+
+RetryableFailure = (Conflict, IntegrityError)
+
+
+@dataclass(eq=False, slots=True)
+class _Pending:
+    job: Job
+    future: asyncio.Future[Any]
+    failures: int = 0
+    result: Any = None
+    error: BaseException | None = field(default=None)
+
+
+class _JobFailed(Exception):
+    """Carries the failing entry out of the transaction so the context manager rolls back."""
+
+    def __init__(self, entry: _Pending, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.entry = entry
+        self.error = error
+
+
+class _Suspended(Exception):
+    """A job awaited something that really suspends: it cannot run on the sync path."""
+
+
+def _drive(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine that never suspends to completion, without an event loop."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise _Suspended()
+
+
+class _SyncNested:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._tx: Any = None
+
+    async def __aenter__(self) -> _SyncNested:
+        self._tx = self._conn.begin_nested()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if kind is None:
+            self._tx.commit()
+        else:
+            self._tx.rollback()
+
+
+class _SyncConnection:
+    """The part of ``AsyncConnection`` the HL7 write path uses, over a synchronous connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self.dialect = conn.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        return self._conn.execute(statement, parameters)
+
+    async def scalar(self, statement: Any, parameters: Any = None) -> Any:
+        return self._conn.scalar(statement, parameters)
+
+    async def exec_driver_sql(self, statement: str, parameters: Any = None) -> Any:
+        return self._conn.exec_driver_sql(statement, parameters)
+
+    def begin_nested(self) -> _SyncNested:
+        return _SyncNested(self._conn)
+
+
+class GroupCommitter:
+    """Runs submitted jobs in shared write transactions; see the module docstring."""
+
+    def __init__(self, db: Database, *, max_group: int = 64, attempts: int = 3) -> None:
+        self.db = db
+        self.max_group = max_group
+        self.attempts = attempts
+        self._pending: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._sync: Engine | None = create_sync_writer(db.url) if db.dialect == "sqlite" else None
+        self.groups = 0
+        """Transactions committed (for tests and the bench: messages / groups = mean group size)."""
+        self.jobs = 0
+
+    def submit(self, job: Job) -> asyncio.Future[Any]:
+        """Queue ``job`` (synchronously, so submission order is call order) and return its future."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append(_Pending(job, future))
+        if self._flusher is None or self._flusher.done() or self._flusher.get_loop() is not loop:
+            self._flusher = loop.create_task(self._flush())
+        return future
+
+    async def run(self, job: Job) -> Any:
+        """Submit and wait for the commit; raises what the job (or the transaction) raised."""
+        return await self.submit(job)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            group, self._pending = self._pending[: self.max_group], self._pending[self.max_group :]
+            try:
+                await self._commit(group)
+            except BaseException as exc:  # cancelled, or a bug here: nobody may wait forever
+                for entry in group:
+                    if not entry.future.done():
+                        entry.future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+                if not isinstance(exc, Exception):
+                    raise
+
+    def dispose(self) -> None:
+        if self._sync is not None:
+            self._sync.dispose()
+
+    async def _commit(self, group: list[_Pending]) -> None:
+        if self._sync is not None:
+            try:
+                await asyncio.to_thread(self._commit_sync, group)
+                return
+            except _Suspended:
+                log.error("hl7v2: a write job suspended on the sync path; running the group on the async path")
+                for entry in group:
+                    entry.failures = 0
+        await self._commit_async(group)
+
+    def _commit_sync(self, group: list[_Pending]) -> None:
+        """``_commit_async`` in one worker thread; futures are resolved on the loop."""
+        assert self._sync is not None
+        live = list(group)
+        loop_calls: list[tuple[_Pending, Any, BaseException | None]] = []
+        while live:
+            try:
+                with self._sync.begin() as sync_conn:
+                    conn = cast(AsyncConnection, _SyncConnection(sync_conn))
+                    for entry in live:
+                        try:
+                            entry.result = _drive(entry.job(conn))  # type: ignore[arg-type]
+                        except _Suspended:
+                            raise
+                        except Exception as exc:
+                            raise _JobFailed(entry, exc) from exc
+            except _JobFailed as failed:
+                if self._give_up(failed):
+                    live.remove(failed.entry)
+                    loop_calls.append((failed.entry, None, failed.error))
+                continue
+            except _Suspended:
+                if loop_calls:  # jobs already failed for good keep their outcome
+                    self._resolve_later(loop_calls)
+                raise
+            except Exception as exc:
+                loop_calls.extend((entry, None, exc) for entry in live)
+                break
+            self.groups += 1
+            self.jobs += len(live)
+            loop_calls.extend((entry, entry.result, None) for entry in live)
+            break
+        self._resolve_later(loop_calls)
+
+    def _resolve_later(self, calls: list[tuple[_Pending, Any, BaseException | None]]) -> None:
+        for entry, _, _ in calls:
+            entry.future.get_loop().call_soon_threadsafe(_resolve, entry.future, entry.result, _error_of(calls, entry))
+
+    def _give_up(self, failed: _JobFailed) -> bool:
+        entry = failed.entry
+        entry.failures += 1
+        retry = isinstance(failed.error, RetryableFailure) and entry.failures < self.attempts
+        log.debug("hl7v2: group rolled back (%s); re-running", type(failed.error).__name__)
+        return not retry
+
+    async def _commit_async(self, group: list[_Pending]) -> None:
+        live = list(group)
+        while live:
+            try:
+                async with self.db.write() as conn:
+                    for entry in live:
+                        try:
+                            entry.result = await entry.job(conn)
+                        except Exception as exc:
+                            raise _JobFailed(entry, exc) from exc
+            except _JobFailed as failed:
+                if self._give_up(failed):
+                    live.remove(failed.entry)
+                    failed.entry.future.set_exception(failed.error)
+                continue
+            except Exception as exc:  # BEGIN/COMMIT failed: none of the group is durable
+                for entry in live:
+                    entry.future.set_exception(exc)
+                return
+            self.groups += 1
+            self.jobs += len(live)
+            for entry in live:
+                entry.future.set_result(entry.result)
+            return
+
+
+def _error_of(calls: list[tuple[_Pending, Any, BaseException | None]], entry: _Pending) -> BaseException | None:
+    return next(err for e, _, err in calls if e is entry)
+
+
+def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

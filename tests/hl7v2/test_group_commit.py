@@ -1,0 +1,142 @@
+"""Group commit: concurrent and pipelined messages share write transactions, each ACK after its commit,
+order kept per connection, and a message that fails inside a group does not take the others down."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from gateway.hl7v2 import Delivery, Ingest
+from gateway.hl7v2 import ingest as ingest_module
+from gateway.hl7v2.framing import END, START
+from gateway.hl7v2.mllp import MllpServer
+from gateway.store.database import Database
+from gateway.store.models import LabResult, Version, table_of
+from tests.hl7v2.support import FIXTURES, RawMllp, counts, dead_letters, msa, result_ids, wire
+
+_results = table_of(LabResult)
+_versions = table_of(Version)
+
+
+def oru(control_id: str, mrn: str, order: str) -> bytes:
+    return (
+        f"MSH|^~\\&|LABCORE|EASTSIDE LAB|PORTAL|PORTAL GW|20260118080000-0600||ORU^R01^ORU_R01|{control_id}|P|2.5.1\r"
+        f"PID|1||{mrn}^^^EASTSIDE^MR||Group^Gale||19700101|F\r"
+        f"ORC|RE|P-{order}|F-{order}||CM\r"
+        f"OBR|1|P-{order}|F-{order}|2345-7^Glucose^LN|||20260118070000-0600\r"
+        "OBX|1|NM|2345-7^Glucose^LN||101|mg/dL^^UCUM|70-99|H|||F|||20260118073000-0600\r"
+        "OBX|2|NM|2951-2^Sodium^LN||139|mmol/L^^UCUM|136-145|N|||F|||20260118073000-0600\r"
+    ).encode()
+
+
+async def _lab_results(db: Database) -> int:
+    return (await counts(db))["LabResult"]
+
+
+async def test_concurrent_connections_share_transactions(listener: MllpServer, db: Database) -> None:
+    committer = listener.ingest.committer
+    clients = [await RawMllp.open(listener.port) for _ in range(8)]
+
+    async def stream(i: int, client: RawMllp) -> list[str]:
+        codes = []
+        for n in range(6):
+            ack = await client.send(oru(f"GC-{i}-{n}", f"MRN-{i}", f"{i}-{n}"))
+            assert msa(ack)[2] == f"GC-{i}-{n}"
+            codes.append(msa(ack)[1])
+        return codes
+
+    results = await asyncio.gather(*(stream(i, c) for i, c in enumerate(clients)))
+    for c in clients:
+        await c.close()
+    assert all(code == "AA" for codes in results for code in codes)
+    assert await _lab_results(db) == 8 * 6 * 2
+    assert committer.jobs == 48
+    assert committer.groups < committer.jobs, "some messages shared a transaction"
+
+
+async def test_pipelined_messages_on_one_connection_apply_in_order(listener: MllpServer, db: Database) -> None:
+    """P then F then C of one result, written back to back before any ACK is read: one row, three versions."""
+    names = ("correction-1-preliminary", "correction-2-final", "correction-3-corrected")
+    messages = [wire(FIXTURES / f"{n}.hl7") for n in names]
+    client = await RawMllp.open(listener.port)
+    await client.send_raw(b"".join(START + m + END for m in messages))
+    acks = [await client.ack() for _ in messages]
+    await client.close()
+    assert [msa(a)[1:3] for a in acks] == [["AA", "ES-GLU-0001"], ["AA", "ES-GLU-0002"], ["AA", "ES-GLU-0003"]]
+    [oid] = result_ids(messages[0])
+    async with db.read() as conn:
+        history = (
+            await conn.execute(
+                select(_versions.c.data).where(_versions.c.objectId == oid).order_by(_versions.c.version)
+            )
+        ).all()
+    assert [h.data["status"] for h in history] == ["preliminary", "final", "corrected"]
+
+
+async def test_duplicates_inside_one_group(db: Database) -> None:
+    """The same message twice in one transaction: the second is a duplicate of the first (same ACK)."""
+    ingest = Ingest(db)
+    message = oru("GC-DUP-1", "MRN-D", "D1")
+    first, second = await asyncio.gather(
+        ingest.submit(message, Delivery("mllp")), ingest.submit(message, Delivery("mllp"))
+    )
+    assert ingest.committer.groups == 1 and ingest.committer.jobs == 2
+    assert first[0].ack == second[0].ack and second[0].duplicate
+    assert (await counts(db))["_Hl7Message"] == 1
+
+
+async def test_a_failing_message_does_not_take_the_group_down(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = ingest_module.apply_results
+    raised: list[str] = []
+
+    async def flaky(conn: Any, results: Any, providers: Any, link: Any, principal: Any, **kw: Any) -> None:
+        order = results[0].order_id
+        if "BOOM" in order:
+            raised.append("boom")
+            raise RuntimeError("simulated defect in one message")
+        if "RACE" in order and "race" not in raised:
+            raised.append("race")  # a concurrent writer took a key once: retried inside the group
+            raise IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
+        await real(conn, results, providers, link, principal, **kw)
+
+    monkeypatch.setattr(ingest_module, "apply_results", flaky)
+    ingest = Ingest(db)
+    d = Delivery("mllp")
+    replies = await asyncio.gather(
+        ingest.submit(oru("GC-OK-1", "MRN-A", "A1"), d),
+        ingest.submit(oru("GC-BOOM", "MRN-B", "BOOM"), d),
+        ingest.submit(oru("GC-RACE", "MRN-C", "RACE"), d),
+        ingest.submit(oru("GC-OK-2", "MRN-A", "A2"), d),
+    )
+    codes = [msa(r[0].ack)[1] for r in replies]
+    assert codes == ["AA", "AE", "AA", "AA"]
+    assert b"207" in replies[1][0].ack, "internal error, nothing applied"
+    assert raised == ["boom", "race"]
+    # the three good ones committed together after the re-run; the failed one is a dead letter of its own
+    assert (ingest.committer.groups, ingest.committer.jobs) == (2, 4)
+    assert [(d["controlId"], d["outcome"]) for d in await dead_letters(db)] == [("GC-BOOM", "AE")]
+    assert await _lab_results(db) == 6
+    async with db.read() as conn:
+        orders = {r.orderId for r in await conn.execute(select(_results.c.orderId))}
+    assert orders == {"F-A1", "F-RACE", "F-A2"}
+
+
+async def test_ack_is_written_after_the_commit(listener: MllpServer, db: Database, database_url: str) -> None:
+    """When the sender holds an AA, a fresh connection of another pool already sees the rows."""
+    client = await RawMllp.open(listener.port)
+    other = Database(database_url)
+    try:
+        for n in range(5):
+            message = oru(f"GC-SEEN-{n}", "MRN-S", f"S{n}")
+            assert msa(await client.send(message))[1] == "AA"
+            async with other.read() as conn:
+                ids = result_ids(message)
+                found = (await conn.execute(select(_results.c.objectId).where(_results.c.objectId.in_(ids)))).all()
+            assert len(found) == 2
+    finally:
+        await client.close()
+        await other.dispose()
