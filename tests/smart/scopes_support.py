@@ -9,42 +9,60 @@ tested before and independently of the authorization server.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
 from gateway.auth import sessions
+from gateway.auth.passwords import Passwords
 from gateway.fhir import router
 from gateway.fhir.context import FhirContext, FhirRequest, FhirResponse
 from gateway.policy.principal import Principal, PrincipalKind, RequestInfo
 from gateway.policy.scopes import parse_scopes
+from gateway.records.service import Records
+from gateway.store.database import Database
 from tests.api_support import Api
 
 
-async def principal_of(demo: Api, who: str) -> Principal:
+@dataclass
+class Door:
+    """The FHIR router over the demo database, on the test's own event loop (the ASGI test
+    client runs the app on another loop, where an asyncpg pool cannot be shared)."""
+
+    demo: Api
+    ctx: FhirContext
+
+
+@asynccontextmanager
+async def open_door(demo: Api) -> AsyncIterator[Door]:
+    """Each test module's ``door`` fixture: a second Records over the demo database."""
+    settings = demo.client.app.state.settings
+    db = Database(settings.database_url)
+    records = Records(db, settings, Passwords(1, 1024))
+    try:
+        yield Door(demo, FhirContext.build(settings, records))
+    finally:
+        records.reads.close()
+        await db.dispose()
+
+
+async def principal_of(door: Door, who: str) -> Principal:
     """The real principal of a demo user's session (roles, care teams, own patient)."""
-    app = demo.client.app
-    async with app.state.records.db.read() as conn:
-        return await sessions.resolve(conn, demo.tokens[who], RequestInfo())
+    async with door.ctx.records.db.read() as conn:
+        return await sessions.resolve(conn, door.demo.tokens[who], RequestInfo())
 
 
-async def user_token(demo: Api, who: str, scopes: str, patient: str | None = None) -> Principal:
-    return replace(await principal_of(demo, who), scopes=parse_scopes(scopes), patient_context=patient)
+async def user_token(door: Door, who: str, scopes: str, patient: str | None = None) -> Principal:
+    return replace(await principal_of(door, who), scopes=parse_scopes(scopes), patient_context=patient)
 
 
 def system_token(scopes: str, client_id: str = "backend") -> Principal:
     """What a client_credentials token resolves to: a SYSTEM principal named after the client."""
     return Principal(kind=PrincipalKind.SYSTEM, name=f"client:{client_id}", scopes=parse_scopes(scopes))
-
-
-def _context(demo: Api) -> FhirContext:
-    app = demo.client.app
-    ctx: FhirContext | None = getattr(app.state, "fhir", None)
-    if ctx is None:
-        ctx = app.state.fhir = FhirContext.build(app.state.settings, app.state.records)
-    return ctx
 
 
 def _route(method: str, rest: str) -> tuple[router.Route | None, dict[str, str]]:
@@ -59,7 +77,7 @@ def _route(method: str, rest: str) -> tuple[router.Route | None, dict[str, str]]
 
 
 async def call(
-    demo: Api,
+    door: Door,
     principal: Principal,
     method: str,
     url: str,
@@ -77,7 +95,7 @@ async def call(
         {k.lower(): v for k, v in (headers or {}).items()},
         msgspec.json.encode(body) if body is not None else b"",
     )
-    return await router.handle(_context(demo), resource_type, route, req, path)
+    return await router.handle(door.ctx, resource_type, route, req, path)
 
 
 def match_ids(resp: FhirResponse) -> list[str]:
