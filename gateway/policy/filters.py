@@ -58,12 +58,26 @@ def patient_bound(spec: ClassSpec, principal: Principal) -> ColumnElement[bool] 
     return None
 
 
+_FILTER_CACHE: dict[tuple[Any, ...], ColumnElement[bool]] = {}
+
+
 def read_filter(spec: ClassSpec, principal: Principal, dialect: str) -> ColumnElement[bool]:
+    """Cached per (class, perms, patient bound): a list request otherwise spends more time
+    building this expression (and SQLAlchemy hashing it) than SQLite spends running it."""
     if principal.is_master:
         return true()
-    acl = perm_overlap(spec.table.c._rperm, principal.perms, dialect)
+    perms, ids = principal.perms, principal.patient_ids
+    key = (spec.name, dialect, perms, ids, principal.compartment)
+    cached = _FILTER_CACHE.get(key)
+    if cached is not None:
+        return cached
+    acl = perm_overlap(spec.table.c._rperm, perms, dialect)
     bound = patient_bound(spec, principal)
-    return acl if bound is None else and_(bound, acl)
+    expr = acl if bound is None else and_(bound, acl)
+    if len(_FILTER_CACHE) >= _OVERLAP_CACHE_MAX:
+        _FILTER_CACHE.clear()
+    _FILTER_CACHE[key] = expr
+    return expr
 
 
 def write_filter(spec: ClassSpec, principal: Principal, dialect: str) -> ColumnElement[bool]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 
 from gateway.policy.scopes import SmartScopes
 
@@ -39,6 +40,15 @@ class RequestInfo:
     source_address: str | None = None
     request_id: str | None = None
     client_id: str | None = None
+
+
+@lru_cache(maxsize=4096)
+def _perms(roles: frozenset[str], user_id: str | None) -> frozenset[str]:
+    """Memoized: every row check of a page asks for the same principal's perms."""
+    keys = {PUBLIC, *(role_perm(r) for r in roles)}
+    if user_id:
+        keys.add(user_id)
+    return frozenset(keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +95,7 @@ class Principal:
     @property
     def perms(self) -> frozenset[str]:
         """The ACL keys this principal matches: ``*``, its user id, and ``role:<name>`` per role."""
-        keys = {PUBLIC, *(role_perm(r) for r in self.roles)}
-        if self.user_id:
-            keys.add(self.user_id)
-        return frozenset(keys)
+        return _perms(self.roles, self.user_id)
 
     @property
     def patient_ids(self) -> frozenset[str] | None:

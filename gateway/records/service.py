@@ -143,7 +143,7 @@ class Records:
             if include:
                 await self.expand(conn, principal, spec, [record], include)
         if audit:
-            await self.reads.read(principal, class_name, record, included=included_records([record]))
+            await self.reads.read(principal, class_name, record, included=included_records([record]) if include else [])
         return record
 
     async def audit_read(
@@ -196,11 +196,9 @@ class Records:
                     ids.update(v for v in value if isinstance(v, str))
             if not ids:
                 continue
-            from gateway.store.objects import select_records
-
-            found = await select_records(
-                conn, target, and_(target.pk.in_(sorted(ids)), self.filter_for(target, principal))
-            )
+            rows = await hotpath.rows_by_ids(conn, target, sorted(ids))
+            found = [record_from_row(r) for r in rows if readable(target, principal, r)]
+            await load_join_arrays(conn, target, found)
             if subtree:
                 await self.expand(conn, principal, target, found, subtree)
             by_id = {r["objectId"]: r for r in found}
@@ -502,7 +500,9 @@ async def find_records(
                 await records.expand(conn, principal, spec, rows, include)
         total = await count_records(conn, spec, cond) if count else None
     if limit > 0:
-        await records.audit_search(principal, class_name, rows, query=query, included=included_records(rows))
+        await records.audit_search(
+            principal, class_name, rows, query=query, included=included_records(rows) if include else []
+        )
     return FindResult(rows, total)
 
 

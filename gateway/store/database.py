@@ -7,15 +7,16 @@ readers use deferred transactions and, under WAL, never wait for writers.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Result, text
+from sqlalchemy import Connection, Engine, Result, Select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import Executable
 
 from gateway.native.query.regex import install_sqlite_functions
+from gateway.store import leanselect
 from gateway.store.engine import create_engine, create_inline_reader
 
 
@@ -49,6 +50,13 @@ class InlineConnection:
 
     async def run_sync(self, fn: Any, *args: Any) -> Any:
         return fn(self._connection(), *args)
+
+    def fetch_dicts(self, statement: Select[Any]) -> list[dict[str, Any]]:
+        """Run a SELECT on the driver connection (see ``leanselect``); rows as dicts."""
+        return leanselect.fetch_dicts(self._driver, statement, self.dialect)
+
+    def fetch_tuples(self, statement: Select[Any]) -> Sequence[tuple[Any, ...]]:
+        return leanselect.fetch_tuples(self._driver, statement, self.dialect)
 
     def driver(self) -> sqlite3.Connection:
         """Autocommit ``sqlite3`` connection for the prepared statements; always ``fetchall``/close

@@ -144,3 +144,26 @@ async def role_names(conn: AsyncConnection | InlineConnection, user_id: str) -> 
     if isinstance(conn, InlineConnection):
         return frozenset(r[0] for r in conn.driver().execute(_ROLES_SQL, (user_id,)).fetchall())
     return None
+
+
+@cache
+def _sqlite_select_in(table_name: str, count: int) -> str:
+    sql, _, _ = _sqlite_select(table_name)
+    return sql.replace('"objectId" = ?', '"objectId" IN (' + ",".join("?" * count) + ")")
+
+
+async def rows_by_ids(conn: AsyncConnection | InlineConnection, spec: ClassSpec, object_ids: list[str]) -> list[Row]:
+    """Whole rows (internal columns included) for a set of ids, in no particular order.
+
+    Included objects are fetched by key, like ``row_by_id``: the caller checks each row
+    with ``readable`` (the Python form of ``read_filter``) rather than sending the ACL
+    sub-select to SQL for a handful of rows.
+    """
+    if not object_ids:
+        return []
+    if isinstance(conn, InlineConnection):
+        _, names, converters = _sqlite_select(spec.name)
+        rows = conn.driver().execute(_sqlite_select_in(spec.name, len(object_ids)), object_ids).fetchall()
+        return [{n: f(v) for n, f, v in zip(names, converters, row, strict=True)} for row in rows]
+    result = await conn.execute(select(spec.table).where(spec.pk.in_(object_ids)))
+    return [dict(m) for m in result.mappings()]

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.errors import Conflict, Invalid, ParseCode
 from gateway.store.classes import ClassSpec, FieldType
+from gateway.store.database import InlineConnection
 from gateway.store.models import Version, table_of
 
 Record = dict[str, Any]
@@ -54,7 +55,8 @@ async def load_join_arrays(conn: AsyncConnection, spec: ClassSpec, records: Sequ
         join = spec.fields[name].join
         assert join is not None
         order = [join.owning, join.table.c.position] if join.ordered else [join.owning, join.related]
-        rows = await conn.execute(select(join.owning, join.related).where(join.owning.in_(ids)).order_by(*order))
+        stmt = select(join.owning, join.related).where(join.owning.in_(ids)).order_by(*order)
+        rows = conn.fetch_tuples(stmt) if isinstance(conn, InlineConnection) else await conn.execute(stmt)
         by_owner: dict[str, list[str]] = {}
         for owning, related in rows:
             by_owner.setdefault(owning, []).append(related)
@@ -93,8 +95,10 @@ async def select_records(
         stmt = stmt.limit(limit)
     if offset:
         stmt = stmt.offset(offset)
-    result = await conn.execute(stmt)
-    records = [dict(row) for row in result.mappings()]
+    if isinstance(conn, InlineConnection):
+        records = conn.fetch_dicts(stmt)
+    else:
+        records = [dict(row) for row in (await conn.execute(stmt)).mappings()]
     if with_joins:
         await load_join_arrays(conn, spec, records)
     return records
@@ -127,6 +131,8 @@ async def count_records(conn: AsyncConnection, spec: ClassSpec, where: ColumnEle
     stmt = select(func.count()).select_from(spec.table)
     if where is not None:
         stmt = stmt.where(where)
+    if isinstance(conn, InlineConnection):
+        return int(conn.fetch_tuples(stmt)[0][0])
     return int((await conn.execute(stmt)).scalar_one())
 
 

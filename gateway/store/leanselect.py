@@ -1,0 +1,99 @@
+"""SELECT statements on the inline SQLite reader without SQLAlchemy's execution pipeline.
+
+A page of 20 rows through ``Connection.execute`` spent more time in SQLAlchemy
+(connection checkout, the begin event, execution context, cursor wrapping, per-row
+``RowMapping``) than SQLite spent answering it. Here a statement still comes from the
+same Core expressions the policy builds, so there is one definition of every filter;
+only the running differs: the compiled form is cached under SQLAlchemy's own cache
+key (the key also hands back this statement's bound values in order), the SQL goes
+straight to the long-lived ``sqlite3`` read connection, and rows are decoded by
+per-column converters into plain dicts.
+
+Each statement runs in its own autocommit snapshot (as the prepared hot-path
+statements do): a page and its included objects may come from two snapshots, which
+is what Parse Server on MongoDB gives too.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Dialect, Select
+
+_CACHE_MAX = 2048
+
+Converter = Callable[[Any], Any]
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _converters(stmt: Select[Any], dialect: Dialect) -> tuple[tuple[str, ...], tuple[Converter, ...]]:
+    """SQLAlchemy's own result processors per column, so values decode exactly as ``execute`` would."""
+    columns = list(stmt.selected_columns)
+    names = tuple(str(c.key) for c in columns)
+    converters = tuple(c.type._cached_result_processor(dialect, None) or _identity for c in columns)
+    return names, converters
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    compiled: Any
+    """The ``SQLCompiler`` for one statement shape."""
+    names: tuple[str, ...]
+    converters: tuple[Converter, ...]
+
+
+_plans: dict[Any, _Plan] = {}
+
+
+def _plan_for(stmt: Select[Any], cache_key: Any, dialect: Dialect) -> _Plan:
+    key = cache_key.key
+    plan = _plans.get(key)
+    if plan is None:
+        plan = _Plan(stmt.compile(dialect=dialect, cache_key=cache_key), *_converters(stmt, dialect))
+        if len(_plans) >= _CACHE_MAX:
+            _plans.clear()
+        _plans[key] = plan
+    return plan
+
+
+def _statement_and_params(stmt: Select[Any], dialect: Dialect) -> tuple[_Plan, str, list[Any]]:
+    cache_key = stmt._generate_cache_key()
+    if cache_key is None:  # a construct that cannot be cached: compile it for this run only
+        plan = _Plan(stmt.compile(dialect=dialect), *_converters(stmt, dialect))
+        params = plan.compiled.construct_params(escape_names=False, _no_postcompile=True)
+    else:
+        plan = _plan_for(stmt, cache_key, dialect)
+        params = plan.compiled.construct_params(
+            extracted_parameters=cache_key.bindparams, escape_names=False, _no_postcompile=True
+        )
+    state = plan.compiled._process_parameters_for_postcompile(params)
+    processors: dict[str, Callable[[Any], Any]] = state.processors
+    values = state.parameters
+    positional = []
+    for name in state.positiontup or ():
+        value = values[name]
+        proc = processors.get(name)
+        positional.append(proc(value) if proc is not None and value is not None else value)
+    return plan, state.statement, positional
+
+
+def fetch_dicts(driver: sqlite3.Connection, stmt: Select[Any], dialect: Dialect) -> list[dict[str, Any]]:
+    """Every row of ``stmt`` as a dict keyed by selected column name."""
+    plan, sql, params = _statement_and_params(stmt, dialect)
+    rows = driver.execute(sql, params).fetchall()
+    names, converters = plan.names, plan.converters
+    return [{n: f(v) for n, f, v in zip(names, converters, row, strict=True)} for row in rows]
+
+
+def fetch_tuples(driver: sqlite3.Connection, stmt: Select[Any], dialect: Dialect) -> Sequence[tuple[Any, ...]]:
+    """Every row of ``stmt`` as a tuple of converted values."""
+    plan, sql, params = _statement_and_params(stmt, dialect)
+    rows = driver.execute(sql, params).fetchall()
+    converters = plan.converters
+    return [tuple(f(v) for f, v in zip(converters, row, strict=True)) for row in rows]
