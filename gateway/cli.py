@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from gateway.settings import Settings, SettingsError
+from gateway.smart.cli import clients, keys
 
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 
@@ -273,6 +274,10 @@ def hl7_reprocess(message_id: str, database_url: str | None) -> None:
     click.echo(reply.ack.decode("utf-8", "replace").replace("\r", "\n"))
     if reply.code.value != "AA":
         sys.exit(1)
+
+
+main.add_command(clients)
+main.add_command(keys)
 
 
 if __name__ == "__main__":  # pragma: no cover
