@@ -22,7 +22,8 @@ from gateway.errors import GatewayError
 from gateway.hl7v2.feeds import authenticate
 from gateway.hl7v2.ingest import Delivery, Ingest, Reply
 from gateway.policy.principal import PrincipalKind, RequestInfo
-from gateway.policy.scopes import Permission, ScopeContext
+from gateway.policy.scopes import Interaction
+from gateway.policy.smart import ScopeDenied, authorize
 from gateway.smart.tokens import principal_from_access_token
 from mappings.hl7v2 import AckCode
 
@@ -62,11 +63,13 @@ async def _smart_feed(request: Request[Any, Any, Any], ingest: Ingest, token: st
         principal = await principal_from_access_token(ingest.db, request.app.state.settings, token, info)
     except GatewayError:
         return None
-    scopes = principal.scopes
-    if principal.kind is not PrincipalKind.SYSTEM or scopes is None:
+    if principal.kind is not PrincipalKind.SYSTEM or principal.scopes is None:
         return _problem(403, "HL7 ingest needs a backend-services token (client_credentials)")
-    if not any(s.context is ScopeContext.SYSTEM for s in scopes.matching("Observation", Permission.CREATE)):
-        return _problem(403, "the token lacks system/Observation.c (or .write)")
+    try:
+        # The one scope check every door asks (gateway.policy.smart): results arrive as Observations.
+        authorize(principal, "Observation", Interaction.CREATE)
+    except ScopeDenied as exc:
+        return _problem(403, f"the token lacks {exc.scope} (or .write)")
     return principal.actor_name
 
 
