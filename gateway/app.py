@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from litestar import Litestar, Request, Response
@@ -13,6 +14,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from gateway import __version__
+from gateway.audit.routes import ROUTES as AUDIT_ROUTES
 from gateway.auth.passwords import Passwords
 from gateway.fhir import build_fhir_router
 from gateway.hl7v2.ingest import Ingest
@@ -52,8 +54,11 @@ def _not_found(request: Request[Any, Any, Any], exc: NotFoundException) -> Respo
     return Response({"status_code": 404, "detail": "Not Found"}, status_code=404)
 
 
-def create_app(settings: Settings, *, db: Database | None = None, mllp: bool = False) -> Litestar:
-    """``mllp=True`` (what ``serve`` passes) also runs the MLLP listener when ``settings.mllp_port`` is not 0."""
+def create_app(
+    settings: Settings, *, db: Database | None = None, mllp: bool = False, checkpoints: bool = False
+) -> Litestar:
+    """``mllp=True`` (what ``serve`` passes) also runs the MLLP listener when ``settings.mllp_port`` is not 0;
+    ``checkpoints=True`` (also from ``serve``) signs an audit checkpoint every ``audit_checkpoint_seconds``."""
     database = db or Database(settings.database_url)
     passwords = Passwords(settings.password_hash_time_cost, settings.password_hash_memory_kib)
     records = Records(database, settings, passwords)
@@ -73,17 +78,35 @@ def create_app(settings: Settings, *, db: Database | None = None, mllp: bool = F
         else None
     )
 
+    background: list[asyncio.Task[None]] = []
+
     async def start_mllp() -> None:
         if listener is not None:
             await listener.start()
+        if checkpoints and settings.audit_checkpoint_seconds > 0:
+            from gateway.audit import checkpoints as audit_checkpoints
+            from gateway.audit.keys import load as load_keys
+
+            keys = load_keys(settings.signing_key_file)
+            schedule = audit_checkpoints.run_schedule(
+                database,
+                keys,
+                settings.audit_checkpoint_dir,
+                issuer=settings.base_url,
+                every_seconds=settings.audit_checkpoint_seconds,
+            )
+            background.append(asyncio.get_running_loop().create_task(schedule))
 
     async def close_db() -> None:
+        for task in background:
+            task.cancel()
         if listener is not None:
             await listener.stop()
+        records.reads.close()
         await database.dispose()
 
     return Litestar(
-        route_handlers=[build_router(), build_fhir_router(), live, ready, hl7v2_ingest, *SMART_ROUTES],
+        route_handlers=[build_router(), build_fhir_router(), live, ready, hl7v2_ingest, *AUDIT_ROUTES, *SMART_ROUTES],
         state=State(
             {"settings": settings, "db": database, "records": records, "native": native, "hl7": hl7, "mllp": listener}
         ),

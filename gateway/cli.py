@@ -71,7 +71,7 @@ def serve(host: str | None, port: int | None, database_url: str | None, demo: bo
     upgrade(settings.database_url)
     if settings.demo:
         asyncio.run(_seed_if_empty(settings))
-    app = create_app(settings, mllp=True)
+    app = create_app(settings, mllp=True, checkpoints=True)
     uvicorn.run(
         app, host=settings.http_host, port=settings.http_port, log_level=settings.log_level.lower(), access_log=False
     )
@@ -173,17 +173,85 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.option("--database-url", default=None)
-def audit_verify(database_url: str | None) -> None:
-    """Walk the hash chain; exit 1 naming the first broken entry."""
+@click.option("--checkpoint-dir", default=None, help="GATEWAY_AUDIT_CHECKPOINT_DIR")
+def audit_verify(database_url: str | None, checkpoint_dir: str | None) -> None:
+    """Walk the hash chain and check it extends every signed checkpoint; exit 1 naming the first break."""
+    from gateway.audit import checkpoints as cps
+    from gateway.audit.keys import load
     from gateway.audit.verify import verify_chain
 
-    settings = _settings(database_url=database_url)
-    result = asyncio.run(verify_chain(settings.database_url))
+    settings = _settings(database_url=database_url, audit_checkpoint_dir=checkpoint_dir)
+    found: list[cps.Checkpoint] = []
+    if cps.files(settings.audit_checkpoint_dir):
+        try:
+            found = cps.load_all(load(settings.signing_key_file, create=False), settings.audit_checkpoint_dir)
+        except FileNotFoundError as exc:
+            click.echo(f"audit checkpoints cannot be verified: {exc}", err=True)
+            sys.exit(1)
+        except cps.CheckpointError as exc:
+            click.echo(f"audit checkpoint BAD: {exc}", err=True)
+            sys.exit(1)
+    result = asyncio.run(verify_chain(settings.database_url, found))
     if result.ok:
-        click.echo(f"audit chain intact: {result.checked} entries, head {result.head_hash}")
+        click.echo(
+            f"audit chain intact: {result.checked} entries, head {result.head_hash}; "
+            f"extends {result.checkpoints} signed checkpoint(s)"
+        )
+        if not found:
+            click.echo(f"warning: no checkpoints in {settings.audit_checkpoint_dir}", err=True)
         return
-    click.echo(f"audit chain BROKEN at entry seq={result.bad_seq} objectId={result.bad_id}: {result.reason}", err=True)
+    where = f"seq={result.bad_seq}" + (f" objectId={result.bad_id}" if result.bad_id else "")
+    click.echo(f"audit chain BROKEN at entry {where}: {result.reason}", err=True)
     sys.exit(1)
+
+
+@audit.command("checkpoint")
+@click.option("--database-url", default=None)
+@click.option("--checkpoint-dir", default=None, help="GATEWAY_AUDIT_CHECKPOINT_DIR")
+def audit_checkpoint(database_url: str | None, checkpoint_dir: str | None) -> None:
+    """Sign the current chain head with the gateway key and write it to the checkpoint directory."""
+    from gateway.audit import checkpoints as cps
+    from gateway.audit.keys import load
+    from gateway.store.database import Database
+
+    settings = _settings(database_url=database_url, audit_checkpoint_dir=checkpoint_dir)
+
+    async def run() -> cps.Checkpoint | None:
+        db = Database(settings.database_url)
+        try:
+            keys = load(settings.signing_key_file)
+            return await cps.checkpoint_now(db, keys, settings.audit_checkpoint_dir, issuer=settings.base_url)
+        finally:
+            await db.dispose()
+
+    written = asyncio.run(run())
+    if written is None:
+        click.echo("no new checkpoint: the chain is empty or the newest checkpoint already holds its head")
+        return
+    click.echo(f"checkpoint seq={written.seq} hash={written.hash} written to {settings.audit_checkpoint_dir}")
+
+
+@audit.command("export")
+@click.option("--since", "since", required=True, help="YYYY-MM-DD or an ISO 8601 instant (UTC when no offset)")
+@click.option(
+    "--output", "output", type=click.Path(dir_okay=False, writable=True), default=None, help="default: stdout"
+)
+@click.option("--database-url", default=None)
+def audit_export(since: str, output: str | None, database_url: str | None) -> None:
+    """Write the AuditLog entries recorded since SINCE as NDJSON FHIR AuditEvents (oldest first)."""
+    from gateway.audit.export import ExportError, export_ndjson, parse_since
+
+    settings = _settings(database_url=database_url)
+    try:
+        start = parse_since(since)
+    except ExportError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from exc
+    if output is None:
+        count = asyncio.run(export_ndjson(settings, start, sys.stdout))
+    else:
+        with open(output, "w", encoding="utf-8") as fh:
+            count = asyncio.run(export_ndjson(settings, start, fh))
+    click.echo(f"exported {count} AuditEvent(s)", err=True)
 
 
 @main.group()

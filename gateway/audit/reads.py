@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -62,6 +63,7 @@ IDS_LISTED = 50
 """A search entry lists up to this many ids; above it, a count and a digest."""
 
 _patients = table_of(PatientProfile)
+log = logging.getLogger("gateway.audit.reads")
 
 
 def is_audited(class_name: str) -> bool:
@@ -74,7 +76,11 @@ def patient_of(class_name: str, record: Mapping[str, Any]) -> str | None:
         return str(record["objectId"])
     if class_name in PATIENT_SCOPED:
         value = record.get("patient")
-        return str(value) if value else None
+        if isinstance(value, str):
+            return value or None
+        expanded = getattr(value, "record", value)  # an ``include``d pointer (records.service.Expanded)
+        if isinstance(expanded, Mapping) and expanded.get("objectId"):
+            return str(expanded["objectId"])
     return None
 
 
@@ -200,6 +206,7 @@ class ReadAuditor:
                     async with self.db.write() as conn:
                         await append_many(conn, await _with_patient_users(conn, entries))
             except Exception as exc:  # the reads waiting on this batch fail closed
+                log.exception("read audit: a batch of %d entries could not be committed", len(entries))
                 error = Unavailable("The access could not be recorded in the audit trail; try again.")
                 error.__cause__ = exc
                 for _, fut in batch:

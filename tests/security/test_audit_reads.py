@@ -95,6 +95,11 @@ async def test_native_include_lists_the_included_chart(demo: Api, demo_database:
     assert r.status_code == 200 and r.json()["patient"]["__type"] == "Object"
     [entry] = await _entries_after(url, before)
     assert entry.metadata["included"] == [f"PatientProfile/{demo.ids['alice:patient']}"]
+    assert entry.patient == demo.ids["alice:patient"]
+    r = await demo.find("LabResult", "smith", include="patient", where=f'{{"objectId":"{lab_id}"}}')
+    assert r.status_code == 200 and len(r.json()["results"]) == 1
+    [entry] = await _entries_after(url, before + 1)
+    assert entry.patient == demo.ids["alice:patient"] and entry.entityId == lab_id
 
 
 async def test_reads_of_non_health_classes_are_not_audited(demo: Api, demo_database: Any) -> None:
