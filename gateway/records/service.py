@@ -507,19 +507,24 @@ async def find_records(
 
 
 def included_records(records: Sequence[Record]) -> list[tuple[str, Record]]:
-    """(class, record) for every object ``include`` expanded into ``records``, at any depth."""
+    """(class, record) for every object ``include`` expanded into ``records``, at any depth.
+
+    Only pointer values and pointer arrays can hold an ``Expanded``; checking ``type`` per
+    value keeps this a single pass over the page (it runs on every audited list request)."""
     out: list[tuple[str, Record]] = []
 
-    def walk(value: Any) -> None:
-        if isinstance(value, Expanded):
-            out.append((value.class_name, value.record))
-            for inner in value.record.values():
-                walk(inner)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
+    def visit(record: Mapping[str, Any]) -> None:
+        for value in record.values():
+            kind = type(value)
+            if kind is Expanded:
+                out.append((value.class_name, value.record))
+                visit(value.record)
+            elif kind is list:
+                for item in value:
+                    if type(item) is Expanded:
+                        out.append((item.class_name, item.record))
+                        visit(item.record)
 
     for rec in records:
-        for value in rec.values():
-            walk(value)
+        visit(rec)
     return out

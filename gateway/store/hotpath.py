@@ -9,7 +9,7 @@ they are prebuilt Core statements whose compiled form SQLAlchemy caches.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.store.classes import ClassSpec
 from gateway.store.database import InlineConnection
 from gateway.store.models import PatientProfile, Session, User, table_of
-from gateway.store.types import UTCDateTime
+from gateway.store.types import UTCDateTime, parse_sqlite_utc
 
 Row = dict[str, Any]
 Converter = Callable[[Any], Any]
@@ -30,11 +30,7 @@ _users = table_of(User)
 _patients = table_of(PatientProfile)
 
 
-def _to_datetime(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    ts = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+_to_datetime = parse_sqlite_utc
 
 
 def _to_json(value: Any) -> Any:

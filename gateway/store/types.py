@@ -13,6 +13,21 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 """JSONB on PostgreSQL (indexable, ``?|`` for ACL checks), JSON text on SQLite."""
 
 
+def parse_sqlite_utc(value: Any) -> datetime | None:
+    """Stored UTC text (no zone) to an aware datetime. Appending the zone before parsing is
+    several times faster than ``replace(tzinfo=UTC)`` afterwards and yields the same value;
+    text that already carries a zone falls back to converting it."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+    try:
+        return datetime.fromisoformat(value + "+00:00")
+    except ValueError:
+        ts = datetime.fromisoformat(value)
+        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores aware datetimes as UTC; SQLite keeps no zone, so naive values read back as UTC."""
 
@@ -33,13 +48,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         """On SQLite parse the stored ISO text in one C call instead of the dialect's regex."""
         if dialect.name != "sqlite":
             return super().result_processor(dialect, coltype)
-
-        def process(value: Any) -> datetime | None:
-            if value is None:
-                return None
-            return datetime.fromisoformat(value).replace(tzinfo=UTC)
-
-        return process
+        return parse_sqlite_utc
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
