@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 import httpx
 from authlib.oauth2.rfc6749 import OAuth2Error
 from joserfc import jws
+from joserfc.errors import JoseError
 from litestar import Request, Response, get, route
 from litestar.enums import HttpMethod
 from sqlalchemy import Connection, select
@@ -131,8 +132,8 @@ async def _prefetch_jwks(request: Request[Any, Any, Any], items: list[tuple[str,
         return {}
     try:
         claims = json.loads(jws.extract_compact(assertion.encode()).payload)
-    except (ValueError, TypeError, Exception):
-        return {}
+    except (JoseError, ValueError, TypeError):
+        return {}  # garbage is left to authlib to refuse
     client_id = claims.get("iss") if isinstance(claims, dict) else None
     if not isinstance(client_id, str):
         return {}

@@ -35,6 +35,7 @@ SMART departures from authlib's defaults, each deliberate and tested:
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -207,8 +208,6 @@ class Client(ClientMixin):  # type: ignore[misc]
         return redirect_uri in self.redirect_uris
 
     def check_client_secret(self, client_secret: str) -> bool:
-        import hmac
-
         return self.secret_hash is not None and hmac.compare_digest(store.digest(client_secret), self.secret_hash)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
