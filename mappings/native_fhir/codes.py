@@ -218,6 +218,7 @@ AUDIT_ACTIONS: Final[dict[str, tuple[str, str, str]]] = {
     "batch": ("E", RESTFUL_INTERACTION, "batch"),
     "transaction": ("E", RESTFUL_INTERACTION, "transaction"),
     "login": ("E", DICOM_DCM, "110122"),
+    "login-failed": ("E", DICOM_DCM, "110122"),
     "logout": ("E", DICOM_DCM, "110123"),
 }
 """Native audit action -> (``AuditEvent.action`` C/R/U/D/E, subtype system, subtype code).
