@@ -17,6 +17,7 @@ from gateway import __version__
 from gateway.audit.routes import ROUTES as AUDIT_ROUTES
 from gateway.auth.passwords import Passwords
 from gateway.fhir import build_fhir_router
+from gateway.hl7v2.admin import ROUTES as HL7_ADMIN_ROUTES
 from gateway.hl7v2.ingest import Ingest
 from gateway.hl7v2.mllp import MllpServer
 from gateway.hl7v2.routes import hl7v2_ingest
@@ -106,7 +107,16 @@ def create_app(
         await database.dispose()
 
     return Litestar(
-        route_handlers=[build_router(), build_fhir_router(), live, ready, hl7v2_ingest, *AUDIT_ROUTES, *SMART_ROUTES],
+        route_handlers=[
+            build_router(),
+            build_fhir_router(),
+            live,
+            ready,
+            hl7v2_ingest,
+            *HL7_ADMIN_ROUTES,
+            *AUDIT_ROUTES,
+            *SMART_ROUTES,
+        ],
         state=State(
             {"settings": settings, "db": database, "records": records, "native": native, "hl7": hl7, "mllp": listener}
         ),
