@@ -10,7 +10,14 @@ from typing import Any
 
 from gateway import __version__
 from gateway.fhir.context import FhirContext
-from gateway.fhir.registry import RESOURCES, Interaction, ResourceDef, includes_of, revincludes_of
+from gateway.fhir.registry import (
+    RESOURCES,
+    SYSTEM_INTERACTIONS,
+    Interaction,
+    ResourceDef,
+    includes_of,
+    revincludes_of,
+)
 from gateway.smart.discovery import security_extension
 from gateway.store.classes import CLASSES
 
@@ -78,6 +85,7 @@ def capability_statement(ctx: FhirContext) -> dict[str, Any]:
                     ),
                 },
                 "resource": [_resource(rdef) for rdef in RESOURCES.values()],
+                "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
             }
         ],
     }

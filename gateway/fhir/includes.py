@@ -46,17 +46,23 @@ class Admitted:
     restrictions: tuple[Restriction, ...] | None
 
 
-def admit(records: Records, principal: Principal, rdef: ResourceDef) -> Admitted | None:
-    """May ``principal`` see resources of ``rdef``'s type pulled in by a search of another type?
+def admit(
+    records: Records,
+    principal: Principal,
+    rdef: ResourceDef,
+    interaction: ScopeInteraction = ScopeInteraction.READ,
+) -> Admitted | None:
+    """May ``principal`` see resources of ``rdef``'s type pulled in by a search of another type
+    (or by system-level history, which passes its own ``interaction``)?
 
-    The SMART check asks for ``read``: an included resource is one the client could have
-    read by following the reference. Synchronous (chained parameters compile to SQL before
+    The SMART check asks for ``read`` by default: an included resource is one the client
+    could have read by following the reference. Synchronous (chained parameters compile to SQL before
     any I/O), so ``Records.preload_clps`` must have run. ``None`` means "leave them all out".
     """
     if rdef.admin_only and not principal.is_admin:
         return None
     try:
-        granted = authorize(principal, rdef.type, ScopeInteraction.READ)
+        granted = authorize(principal, rdef.type, interaction)
     except ScopeDenied:
         return None
     try:

@@ -20,6 +20,7 @@ from gateway.fhir.context import FhirContext, FhirRequest, FhirResponse
 from gateway.fhir.outcome import FhirError, OutcomeIssue, bad_request, from_gateway, not_found, outcome
 from gateway.fhir.registry import ResourceDef
 from gateway.fhir.render import etag, to_resources, version_headers
+from gateway.fhir.transaction import condition_key, in_transaction, lock_row
 from gateway.records.ops import FieldOp, OpKind
 from gateway.store.objects import Record
 from mappings.native_fhir import MappingError
@@ -195,13 +196,20 @@ def _ops(rdef: ResourceDef, draft: dict[str, Any], current: Record | None) -> li
 async def create(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest) -> FhirResponse:
     resource = _decode(rdef, req)
     condition = req.header("if-none-exist")
-    if condition is not None:
-        # FHIR R4 §3.1.0.8 conditional create: one match -> 200 with it, several -> 412 (checked, not atomic).
-        found = await search.matches(ctx, rdef, req, condition)
+    if condition is None:
+        return await _create(ctx, rdef, req, resource)
+    # FHIR R4 §3.1.0.8 conditional create: one match -> 200 with it, several -> 412, none -> create;
+    # the search and the insert are one transaction, serialized per (type, condition).
+    async with in_transaction(ctx, lock=condition_key(rdef.type, condition)) as tx:
+        found = await search.matches(tx, rdef, req, condition)
         if len(found) > 1:
             raise FhirError.of(412, "duplicate", "If-None-Exist matches more than one resource.")
         if found:
-            return FhirResponse(200, await _one(ctx, rdef, found[0]), version_headers(found[0]))
+            return FhirResponse(200, await _one(tx, rdef, found[0]), version_headers(found[0]))
+        return await _create(tx, rdef, req, resource)
+
+
+async def _create(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest, resource: dict[str, Any]) -> FhirResponse:
     draft = await _draft(ctx, rdef, resource)
     try:
         result = await ctx.records.create(req.principal, rdef.class_name, _ops(rdef, draft, None))
@@ -238,8 +246,20 @@ async def update(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest, id: str)
     resource = _decode(rdef, req)
     if resource.get("id") != id:
         raise bad_request("The resource id must match the URL.", f"{rdef.type}.id")
-    current = await _current(ctx, rdef, req, id)
     wanted = _if_match(req)
+    if wanted is None:
+        return await _update(ctx, rdef, req, id, resource, None)
+    # The version check and the write in one transaction, the row locked first: a writer that
+    # lost the race sees the winner's version and answers 412.
+    async with in_transaction(ctx) as tx:
+        await lock_row(tx, ctx.records.spec(rdef.class_name, req.principal), id)
+        return await _update(tx, rdef, req, id, resource, wanted)
+
+
+async def _update(
+    ctx: FhirContext, rdef: ResourceDef, req: FhirRequest, id: str, resource: dict[str, Any], wanted: int | None
+) -> FhirResponse:
+    current = await _current(ctx, rdef, req, id)
     if wanted is not None and wanted != int(current.get("version") or 1):
         raise FhirError.of(412, "conflict", f"Version {wanted} is not the current version.")
     draft = await _draft(ctx, rdef, resource)

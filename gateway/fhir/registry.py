@@ -55,14 +55,17 @@ class Interaction(StrEnum):
     READ = "read"
     VREAD = "vread"
     HISTORY_INSTANCE = "history-instance"
+    HISTORY_TYPE = "history-type"
     SEARCH_TYPE = "search-type"
     CREATE = "create"
     UPDATE = "update"
     DELETE = "delete"
 
 
+SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system")
+"""``CapabilityStatement.rest.interaction``: ``POST /fhir`` (both Bundle types) and ``GET /fhir/_history``."""
 READ_ONLY = frozenset({Interaction.READ, Interaction.VREAD, Interaction.HISTORY_INSTANCE, Interaction.SEARCH_TYPE})
-READ_WRITE = READ_ONLY | {Interaction.CREATE, Interaction.UPDATE, Interaction.DELETE}
+READ_WRITE = READ_ONLY | {Interaction.HISTORY_TYPE, Interaction.CREATE, Interaction.UPDATE, Interaction.DELETE}
 ADMINISTRATIVE_GENDER = "http://hl7.org/fhir/administrative-gender"
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.errors import GatewayError
-from gateway.fhir import interactions, scoping, search
+from gateway.fhir import bundles, history, interactions, scoping, search
 from gateway.fhir.capability import capability_statement
 from gateway.fhir.context import FhirContext, FhirRequest, FhirResponse
 from gateway.fhir.outcome import FhirError, from_gateway
@@ -36,6 +36,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "{id}", Interaction.READ, interactions.read, "read"),
     Route("GET", "{id}/_history/{vid}", Interaction.VREAD, interactions.vread, "vread"),
     Route("GET", "{id}/_history", Interaction.HISTORY_INSTANCE, interactions.history, "instance history"),
+    Route("GET", "_history", Interaction.HISTORY_TYPE, history.history_type, "type history"),
     Route("GET", "", Interaction.SEARCH_TYPE, search.search, "search"),
     Route("POST", "_search", Interaction.SEARCH_TYPE, search.search, "search (form body)"),
     Route("POST", "", Interaction.CREATE, interactions.create, "create"),
@@ -84,6 +85,21 @@ async def handle(
         req = await _scoped(ctx, rdef, route, req, path)
         _guard(rdef, req)
         return await route.handler(ctx, rdef, req, **path)
+    except FhirError as exc:
+        return error_response(exc)
+    except GatewayError as exc:
+        return error_response(from_gateway(exc))
+
+
+async def handle_system(ctx: FhirContext, kind: str, req: FhirRequest) -> FhirResponse:
+    """System-level interactions: ``history`` (``GET /fhir/_history``) and ``bundle`` (``POST /fhir``).
+
+    Scopes are asked per resource type inside (history admits each type it scans; a
+    Bundle routes every entry through :func:`handle`)."""
+    try:
+        if kind == "history":
+            return await history.history_system(ctx, req)
+        return await bundles.process(ctx, req)
     except FhirError as exc:
         return error_response(exc)
     except GatewayError as exc:

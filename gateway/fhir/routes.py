@@ -72,6 +72,7 @@ _INTERACTION_ERRORS = {
     "read": (410,),
     "vread": (410,),
     "history-instance": (),
+    "history-type": (),
     "search-type": (415,),
     "create": (409, 415, 422),
     "update": (409, 410, 412, 415, 422),
@@ -174,6 +175,26 @@ async def metadata(request: Request[Any, Any, Any]) -> Response[Any]:
     return render(await router.metadata(_context(request)), _pretty(request))
 
 
+def _system(kind: str, name: str) -> Callable[..., Awaitable[Response[Any]]]:
+    """A system-level interaction (``GET /fhir/_history``, ``POST /fhir``): same credentials and errors."""
+
+    async def handle(request: Request[Any, Any, Any]) -> Response[Any]:
+        ctx = _context(request)
+        try:
+            _negotiate(request)
+            req = await _fhir_request(request, ctx, form=False)
+        except FhirError as exc:
+            return render(router.error_response(exc))
+        return render(await router.handle_system(ctx, kind, req), _pretty(request))
+
+    handle.__name__ = name
+    handle.__doc__ = {
+        "history": "FHIR system history: every version the caller may see, newest first",
+        "bundle": "FHIR batch or transaction: a Bundle of interactions in, a batch-/transaction-response out",
+    }[kind]
+    return handle
+
+
 async def unknown(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Anything under /fhir that no resource route matches."""
     exc = FhirError.of(404, "not-supported", f"Unknown resource type or path: {request.url.path}")
@@ -213,7 +234,32 @@ def build_fhir_router() -> Router:
             tags=["fhir"],
             media_type=FHIR_DOC,
             responses={406: ResponseSpec(OperationOutcome, description=_ERROR_TEXT[406], media_type=FHIR_DOC)},
-        )(metadata)
+        )(metadata),
+        route(
+            "/_history",
+            http_method=[HttpMethod.GET],
+            operation_id="fhirHistorySystem",
+            summary="system history",
+            tags=["fhir"],
+            media_type=FHIR_DOC,
+            responses={
+                code: ResponseSpec(OperationOutcome, description=_ERROR_TEXT[code], media_type=FHIR_DOC)
+                for code in (400, 401, 406)
+            },
+        )(_system("history", "fhirHistorySystem")),
+        route(
+            "/",
+            http_method=[HttpMethod.POST],
+            operation_id="fhirBatchTransaction",
+            summary="batch or transaction",
+            tags=["fhir"],
+            status_code=200,
+            media_type=FHIR_DOC,
+            responses={
+                code: ResponseSpec(OperationOutcome, description=_ERROR_TEXT[code], media_type=FHIR_DOC)
+                for code in (400, 401, 404, 406, 409, 412, 415, 422)
+            },
+        )(_system("bundle", "fhirBatchTransaction")),
     ]
     for rdef in RESOURCES.values():
         supported = router.routes_for(rdef)

@@ -25,7 +25,7 @@ from gateway.store.objects import Record
 _versions = table_of(Version)
 
 
-def _record(spec: ClassSpec, data: dict[str, Any]) -> Record:
+def snapshot(spec: ClassSpec, data: dict[str, Any]) -> Record:
     """A stored snapshot back into record shape (its dates were written as ISO strings)."""
     out = dict(data)
     for name, fspec in spec.fields.items():
@@ -61,7 +61,7 @@ async def history(
     )
     out: list[tuple[Record, bool]] = []
     for data, deleted, created in rows:
-        record = _record(spec, dict(data))
+        record = snapshot(spec, dict(data))
         record.setdefault("updatedAt", created)
         if await visible(conn, spec, principal, record):
             out.append((record, bool(deleted)))

@@ -164,27 +164,32 @@ async def test_capability_statement_lists_exactly_the_includes(demo: Api) -> Non
 
 
 async def test_included_types_obey_smart_scopes(demo: Api) -> None:
-    from tests.smart.scopes_support import call, match_ids, user_token
+    from tests.smart.scopes_support import call, match_ids, open_door, user_token
 
+    async with open_door(demo) as door:
+        await _scoped_includes(demo, door, call, match_ids, user_token)
+
+
+async def _scoped_includes(demo: Api, door: Any, call: Any, match_ids: Any, user_token: Any) -> None:
     alice, bob, smith = demo.ids["alice:patient"], demo.ids["bob:patient"], demo.ids["smith:provider"]
 
     def inc(resp: Any) -> set[str]:
         assert resp.status == 200, resp.body
         return included(resp.body)
 
-    no_patient = await user_token(demo, "alice", "patient/Observation.rs patient/Practitioner.rs")
+    no_patient = await user_token(door, "alice", "patient/Observation.rs patient/Practitioner.rs")
     url = "Observation?_include=Observation:patient&_include=Observation:performer&_count=2"
-    assert inc(await call(demo, no_patient, "GET", url)) == {f"Practitioner/{smith}"}, "no Patient scope: left out"
-    both = await user_token(demo, "alice", "patient/Observation.rs patient/Patient.r patient/Practitioner.r")
-    assert inc(await call(demo, both, "GET", url)) == {f"Patient/{alice}", f"Practitioner/{smith}"}
+    assert inc(await call(door, no_patient, "GET", url)) == {f"Practitioner/{smith}"}, "no Patient scope: left out"
+    both = await user_token(door, "alice", "patient/Observation.rs patient/Patient.r patient/Practitioner.r")
+    assert inc(await call(door, both, "GET", url)) == {f"Patient/{alice}", f"Practitioner/{smith}"}
     # A provider token confined to alice (launch patient): bob's records never come in through a revinclude.
     await lab(demo, "jones", patient=bob, status="final", orderedBy=_ptr("ProviderProfile", smith))
-    confined = await user_token(demo, "admin", "patient/*.rs", patient=alice)
-    resp = await call(demo, confined, "GET", f"Practitioner?_id={smith}&_revinclude=Observation:performer&_count=1")
+    confined = await user_token(door, "admin", "patient/*.rs", patient=alice)
+    resp = await call(door, confined, "GET", f"Practitioner?_id={smith}&_revinclude=Observation:performer&_count=1")
     assert match_ids(resp) == [smith]
     seen = {ref.split("/")[1] for ref in inc(resp)}
-    alice_obs = set(match_ids(await call(demo, confined, "GET", "Observation?_count=1000")))
+    alice_obs = set(match_ids(await call(door, confined, "GET", "Observation?_count=1000")))
     assert seen and seen <= alice_obs
     # A chained parameter is no way around a missing scope either.
-    chained = await call(demo, no_patient, "GET", "Observation?patient.identifier=DEMO-0001")
+    chained = await call(door, no_patient, "GET", "Observation?patient.identifier=DEMO-0001")
     assert match_ids(chained) == []
