@@ -462,6 +462,10 @@ async def _decide(
     return _redirect(location)
 
 
+def _forces_login(fields: dict[str, str]) -> bool:
+    return "login" in (fields.get("prompt") or "").split()
+
+
 @route(
     "/oauth/authorize",
     http_method=[HttpMethod.GET, HttpMethod.POST],
@@ -503,8 +507,9 @@ async def oauth_authorize(request: Request[Any, Any, Any]) -> Response[bytes]:
             )
             return _html(401, page, browser, settings)
         browser = pages.new_browser(user_id)
-    elif browser is None or browser.user_id is None:
-        fresh = browser or pages.new_browser()
+    elif browser is None or browser.user_id is None or (_forces_login(fields) and "decision" not in fields):
+        # OpenID ``prompt=login``: sign in again even within the sign-in cookie's life.
+        fresh = pages.new_browser() if browser is None or browser.user_id is not None else browser
         page = pages.login_page(checked.client_name, params, pages.csrf_token(settings, fresh))
         return _html(200, page, fresh, settings)
     assert browser is not None and browser.user_id is not None

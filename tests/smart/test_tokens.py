@@ -214,3 +214,41 @@ async def test_key_rotation_keeps_old_tokens_valid(smart: Smart) -> None:
     fresh = await smart.tokens_for("alice")
     assert json.loads(base64.urlsafe_b64decode(fresh["access_token"].split(".")[0] + "=="))["kid"] == new_kid
     assert await _status(smart, fresh["access_token"]) == 200
+
+
+async def test_refresh_token_expiry_is_enforced(smart: Smart) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from gateway.smart import store
+    from gateway.store.database import Database
+
+    tok = await smart.tokens_for("alice")
+    db = Database(smart.url)
+    try:
+        async with db.write() as conn:
+            await conn.execute(
+                update(store.refresh_t)
+                .where(store.refresh_t.c.tokenHash == store.digest(tok["refresh_token"]))
+                .values(expiresAt=store.utcnow() - timedelta(seconds=1))
+            )
+    finally:
+        await db.dispose()
+    r = await _refresh(smart, tok["refresh_token"])
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+
+
+async def test_token_endpoint_wants_a_form(smart: Smart) -> None:
+    r = await smart.client.post("/oauth/token", json={"grant_type": "client_credentials"})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+    assert r.headers["cache-control"] == "no-store"
+
+
+async def test_signed_in_browser_skips_login_unless_prompt_login(smart: Smart) -> None:
+    params = smart.authorize_params()
+    await smart.login(params, "alice")
+    again = await smart.client.get("/oauth/authorize", params=smart.authorize_params())
+    assert again.status_code == 200 and 'name="decision"' in again.text
+    forced = await smart.client.get("/oauth/authorize", params=smart.authorize_params(prompt="login"))
+    assert forced.status_code == 200 and 'name="password"' in forced.text and 'name="decision"' not in forced.text
