@@ -101,8 +101,11 @@ async def _log_in(ctx: NativeContext, req: NativeRequest) -> NativeResponse:
     ok = await ctx.passwords.verify(row["_hashed_password"] if row else None, password)
     async with ctx.db.write() as conn:
         if not ok or row is None:
-            actor = Principal(kind=PrincipalKind.ANONYMOUS, user_id=None, info=req.info)
-            await append(conn, AuditEntry(AuditAction.LOGIN_FAILED, actor, "_User", None, outcome="failure"))
+            # The attempted account names the actor (a brute-force run shows up), never the password.
+            attempted = str(username if isinstance(username, str) else email)[:200]
+            actor = Principal(kind=PrincipalKind.ANONYMOUS, user_id=None, name=f"login:{attempted}", info=req.info)
+            target = row["objectId"] if row is not None else None
+            await append(conn, AuditEntry(AuditAction.LOGIN_FAILED, actor, "_User", target, outcome="failure"))
             failed = True
         else:
             failed = False

@@ -30,6 +30,7 @@ from ._datatypes import instant, meta, ref, user_ref
 from ._types import DEFAULT_OPTIONS, NO_USERS, FhirResource, MappingOptions, NativeRecord, UserRefs
 from .codes import (
     AUDIT_ACTIONS,
+    AUDIT_DICOM_TYPES,
     AUDIT_ENTITY_TYPE,
     AUDIT_EVENT_TYPE,
     AUDIT_OUTCOMES,
@@ -47,7 +48,6 @@ from .codes import (
 )
 
 _REST = {"system": AUDIT_EVENT_TYPE, "code": "rest", "display": "Restful Operation"}
-_AUTH = {"system": DICOM_DCM, "code": "110114", "display": "User Authentication"}
 _APP = {"coding": [{"system": DICOM_DCM, "code": "110150", "display": "Application"}]}
 _CLIENT = {"coding": [{"system": DICOM_DCM, "code": "110153", "display": "Source Role ID"}]}
 _SERVER = {"coding": [{"system": DICOM_DCM, "code": "110152", "display": "Destination Role ID"}]}
@@ -79,7 +79,11 @@ def to_fhir(
         action = interaction
     if action in AUDIT_ACTIONS:
         code, system, subtype = AUDIT_ACTIONS[action]
-        out["type"] = _REST if system != DICOM_DCM else _AUTH
+        if system == DICOM_DCM:
+            type_code, type_display = AUDIT_DICOM_TYPES[subtype]
+            out["type"] = {"system": DICOM_DCM, "code": type_code, "display": type_display}
+        else:
+            out["type"] = _REST
         sub: dict[str, str] = {"system": system, "code": subtype}
         if subtype in SUBTYPE_DISPLAY:
             sub["display"] = SUBTYPE_DISPLAY[subtype]

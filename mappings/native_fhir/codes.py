@@ -220,10 +220,26 @@ AUDIT_ACTIONS: Final[dict[str, tuple[str, str, str]]] = {
     "login": ("E", DICOM_DCM, "110122"),
     "login-failed": ("E", DICOM_DCM, "110122"),
     "logout": ("E", DICOM_DCM, "110123"),
+    "signup": ("C", DICOM_DCM, "110137"),
+    "activate": ("U", DICOM_DCM, "110137"),
+    "publish": ("C", DICOM_DCM, "110107"),
 }
 """Native audit action -> (``AuditEvent.action`` C/R/U/D/E, subtype system, subtype code).
-RESTful ones get type ``audit-event-type#rest``; login/logout get DICOM ``110114``."""
-SUBTYPE_DISPLAY: Final[dict[str, str]] = {"110122": "Login", "110123": "Logout"}
+RESTful ones get type ``audit-event-type#rest``; the DICOM ones get the type in :data:`AUDIT_DICOM_TYPES`."""
+SUBTYPE_DISPLAY: Final[dict[str, str]] = {
+    "110122": "Login",
+    "110123": "Logout",
+    "110137": "User Security Attributes Changed",
+    "110107": "Import",
+}
+AUDIT_DICOM_TYPES: Final[dict[str, tuple[str, str]]] = {
+    "110122": ("110114", "User Authentication"),
+    "110123": ("110114", "User Authentication"),
+    "110137": ("110113", "Security Alert"),
+    "110107": ("110107", "Import"),
+}
+"""DICOM subtype -> DICOM event type (code, display): a sign-up or a portal activation changes who may
+see a chart (Security Alert / User Security Attributes Changed); an HL7 result is an Import."""
 
 AUDIT_OUTCOMES: Final[dict[str, str]] = {
     "success": "0",
