@@ -115,19 +115,22 @@ def encode_record(
         out["createdAt"] = iso(created)
     if updated is not None:
         out["updatedAt"] = iso(updated)
+    filtered = keys is not None or bool(hidden)
+    get = record.get
     for name, kind, target in _plan(spec):
-        if name in hidden or (keys is not None and name not in keys):
+        if filtered and (name in hidden or (keys is not None and name not in keys)):
             continue
-        if kind == _RELATION:
-            out[name] = {"__type": "Relation", "className": target}
-            continue
-        value = record.get(name)
+        value = get(name)
         if value is None:
+            if kind == _RELATION:
+                out[name] = {"__type": "Relation", "className": target}
             continue
         if kind == _PLAIN:
             out[name] = value
         elif kind == _DATE:
             out[name] = {"__type": "Date", "iso": iso(value)}
+        elif kind == _RELATION:
+            out[name] = {"__type": "Relation", "className": target}
         elif kind == _POINTER:
             if expand is not None and type(value) is expanded:
                 out[name] = expand(value)

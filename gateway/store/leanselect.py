@@ -17,7 +17,7 @@ is what Parse Server on MongoDB gives too.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,12 +32,14 @@ def _identity(value: Any) -> Any:
     return value
 
 
-def _converters(stmt: Select[Any], dialect: Dialect) -> tuple[tuple[str, ...], tuple[Converter, ...]]:
-    """SQLAlchemy's own result processors per column, so values decode exactly as ``execute`` would."""
-    columns = list(stmt.selected_columns)
-    names = tuple(str(c.key) for c in columns)
-    converters = tuple(c.type._cached_result_processor(dialect, None) or _identity for c in columns)
-    return names, converters
+def _plan(stmt: Select[Any], dialect: Dialect, **kw: Any) -> _Plan:
+    """Compile once; per result column the key ``RowMapping`` would use and SQLAlchemy's own
+    result processor, so values decode exactly as ``execute`` would."""
+    compiled = stmt.compile(dialect=dialect, **kw)
+    result_columns = compiled._result_columns
+    names = tuple(str(rc[0]) for rc in result_columns)
+    converters = tuple(rc[3]._cached_result_processor(dialect, None) or _identity for rc in result_columns)
+    return _Plan(compiled, names, converters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +57,7 @@ def _plan_for(stmt: Select[Any], cache_key: Any, dialect: Dialect) -> _Plan:
     key = cache_key.key
     plan = _plans.get(key)
     if plan is None:
-        plan = _Plan(stmt.compile(dialect=dialect, cache_key=cache_key), *_converters(stmt, dialect))
+        plan = _plan(stmt, dialect, cache_key=cache_key)
         if len(_plans) >= _CACHE_MAX:
             _plans.clear()
         _plans[key] = plan
@@ -65,7 +67,7 @@ def _plan_for(stmt: Select[Any], cache_key: Any, dialect: Dialect) -> _Plan:
 def _statement_and_params(stmt: Select[Any], dialect: Dialect) -> tuple[_Plan, str, list[Any]]:
     cache_key = stmt._generate_cache_key()
     if cache_key is None:  # a construct that cannot be cached: compile it for this run only
-        plan = _Plan(stmt.compile(dialect=dialect), *_converters(stmt, dialect))
+        plan = _plan(stmt, dialect)
         params = plan.compiled.construct_params(escape_names=False, _no_postcompile=True)
     else:
         plan = _plan_for(stmt, cache_key, dialect)
@@ -73,7 +75,9 @@ def _statement_and_params(stmt: Select[Any], dialect: Dialect) -> tuple[_Plan, s
             extracted_parameters=cache_key.bindparams, escape_names=False, _no_postcompile=True
         )
     state = plan.compiled._process_parameters_for_postcompile(params)
-    processors: dict[str, Callable[[Any], Any]] = state.processors
+    processors: Mapping[str, Callable[[Any], Any]] = plan.compiled._bind_processors
+    if state.processors:  # expanded IN parameters get processors of their own
+        processors = {**processors, **state.processors}
     values = state.parameters
     positional = []
     for name in state.positiontup or ():
