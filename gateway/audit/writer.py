@@ -152,6 +152,12 @@ def append_many_sync(conn: Connection, entries: Sequence[AuditEntry]) -> list[st
     return [r["hash"] for r in rows]
 
 
+def _clip(value: str | None, size: int) -> str | None:
+    """Client-supplied values (X-Request-Id, a username) are cut to the column size: an over-long
+    header must not make the audit write, and with it the request, fail on PostgreSQL."""
+    return value if value is None or len(value) <= size else value[:size]
+
+
 def chain_rows(seq: int, prev: str, entries: Sequence[AuditEntry]) -> tuple[list[dict[str, Any]], int, str]:
     """The AuditLog rows for ``entries`` following head (``seq``, ``prev``); returns (rows, new seq, new head hash)."""
     created = datetime.now(UTC)
@@ -165,17 +171,17 @@ def chain_rows(seq: int, prev: str, entries: Sequence[AuditEntry]) -> tuple[list
             "seq": seq,
             "createdAt": stamp,
             "actor": principal.user_id,
-            "actorName": principal.actor_name,
-            "entityType": entry.entity_type,
-            "entityId": entry.entity_id,
+            "actorName": _clip(principal.actor_name, 255),
+            "entityType": _clip(entry.entity_type, 64),
+            "entityId": _clip(entry.entity_id, 255),
             "patient": entry.patient.patient_id if entry.patient else None,
             "action": entry.action.value,
             "summary": entry.summary,
             "metadata": entry.metadata or None,
             "outcome": entry.outcome,
-            "clientId": principal.info.client_id,
-            "sourceAddress": principal.info.source_address,
-            "requestId": principal.info.request_id,
+            "clientId": _clip(principal.info.client_id, 128),
+            "sourceAddress": _clip(principal.info.source_address, 64),
+            "requestId": _clip(principal.info.request_id, 64),
             "prevHash": prev,
         }
         prev = entry_hash(values)
