@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, Final
 
 from ._datatypes import check_keys, text_value
@@ -20,6 +21,7 @@ _BOUNDS: Final = re.compile(rf"^\s*({NUMBER})\s*(?:-|\u2013|to|_)\s*({NUMBER})\s
 _ONE_SIDED: Final = re.compile(rf"^\s*(<=|>=|<|>|\u2264|\u2265)\s*({NUMBER})\s*$")
 
 
+@lru_cache(maxsize=4096)
 def parse_range(text: str) -> tuple[Number | None, Number | None]:
     """(low, high) of a reference-range string; (None, None) when it is not numeric."""
     match = _BOUNDS.match(text)

@@ -9,6 +9,7 @@ stays in ``Quantity.unit``.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Final
 
 ATOMS: Final = frozenset(
@@ -91,8 +92,12 @@ _TERM = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)
 def ucum_code(units: str | None) -> str | None:
-    """The UCUM code for ``units``, or ``None`` when it does not parse as UCUM."""
+    """The UCUM code for ``units``, or ``None`` when it does not parse as UCUM.
+
+    Memoized: a page of Observations asks this for every value and range bound, and a
+    feed uses a handful of distinct units; parsing them each time was a third of a search."""
     if not units:
         return None
     if units in SYNONYMS:
