@@ -1,0 +1,29 @@
+"""Every shape the FHIR door returns passes the official FHIR R4 JSON schema (and the R4B models)."""
+
+from __future__ import annotations
+
+from gateway.fhir.registry import RESOURCES
+from tests.api_support import Api
+from tests.fhir.support import fget, schema_errors, search, valid
+
+
+def test_the_schema_check_can_fail() -> None:
+    assert schema_errors({"resourceType": "Observation", "status": "final", "code": {"text": "x"}}) == []
+    assert schema_errors({"resourceType": "Observation", "status": "nope", "code": {"text": "x"}})
+    assert schema_errors({"resourceType": "Observation", "status": "final"}), "code is required"
+    assert schema_errors({"resourceType": "Patient", "bogus": 1}), "no unknown elements"
+
+
+async def test_every_type_every_row_and_every_history_entry(demo: Api) -> None:
+    await demo.get(f"/parse/classes/PatientProfile/{demo.ids['alice:patient']}", "smith")
+    for rtype in RESOURCES:
+        bundle = await search(demo, f"/fhir/{rtype}", "admin", _count="1000", _total="accurate")
+        assert bundle.get("entry"), rtype
+        first = bundle["entry"][0]["resource"]["id"]
+        r = await fget(demo, f"/fhir/{rtype}/{first}", "admin")
+        assert r.status_code == 200
+        valid(r.json())
+    valid(await search(demo, "/fhir/_history", "admin", _count="1000"))
+    valid((await demo.client.get("/fhir/metadata")).json())
+    r = await fget(demo, "/fhir/Observation", "admin", bogus="1")
+    valid(r.json())
