@@ -362,8 +362,9 @@ async def _update_result(
     if not changes:
         effects.unchanged.append(oid)
         return current
-    published = values["status"] in PUBLISHED_STATUSES
-    republish = published and (current.get("publishedAt") is None or current.get("status") != values["status"])
+    # Every accepted change to a final/corrected/amended result is a new published version: the
+    # patient sees it from now on, so it gets its own publishedAt and AuditLog entry (a second C too).
+    republish = values["status"] in PUBLISHED_STATUSES
     changes.update(updatedAt=now(), sourceMessageId=message_id)
     if republish:
         changes["publishedAt"] = changes["updatedAt"]

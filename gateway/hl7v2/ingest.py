@@ -12,6 +12,16 @@ only after the commit. Outcomes (HL7 Table 0008):
 * AA: applied; warnings travel as ERR segments with severity W.
 
 Nothing here raises: an unexpected failure is logged and answered AE (207).
+
+Acknowledgment mode (catalog D09): original mode only. Whatever MSH-15/MSH-16 ask for,
+each message gets exactly one application ACK (AA/AE/AR) on the connection (or HTTP
+response) it came in on, after the commit; no accept ACKs (CA/CE/CR) are sent and
+NE/ER/SU do not suppress the ACK (a sender that asked for none simply ignores it).
+
+Batches (catalog D10): each message of an FHS/BHS batch is applied, logged and
+acknowledged on its own, in order; a bad one does not roll back the good ones. The
+BTS/FTS counts are not checked: a wrong count does not reject the batch, since every
+message already carries its own outcome and that is what a sender retries by.
 """
 
 from __future__ import annotations

@@ -61,6 +61,9 @@ def decode(raw: bytes | str) -> Decoded:
     With MSH-18 empty the bytes are read as UTF-8; bytes that are not valid
     UTF-8 are then read as ISO 8859-1 (every byte is valid there) and a warning
     says so, because an undeclared legacy feed is almost always Latin-1.
+    When MSH-18 declares a character set and the bytes are not valid in it, the
+    sender contradicts itself: guessing would store mojibake, so that is an error
+    (the message is answered AE and kept, raw bytes and all, as a dead letter).
     A UTF-8 byte-order mark is removed.
     """
     if isinstance(raw, str):
@@ -91,8 +94,10 @@ def decode(raw: bytes | str) -> Decoded:
                 "MSH",
                 1,
                 18,
-                f"bytes are not valid {declared or 'UTF-8'}; read as ISO 8859-1",
-                Severity.WARNING,
+                f"bytes are not valid {declared}; nothing applied"
+                if declared
+                else "bytes are not valid UTF-8; read as ISO 8859-1",
+                Severity.ERROR if declared else Severity.WARNING,
             )
         )
         return Decoded(raw.decode("latin-1"), "latin-1", issues)
