@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -84,9 +85,22 @@ class AuditEntry:
     outcome: str = "success"
 
 
+def _numbers(value: Any) -> Any:
+    """Integral floats as integers, at any depth: PostgreSQL's JSONB hands ``1e20`` or ``2.0`` back
+    as the integer it equals, so only this form survives the round trip the verifier sees."""
+    if isinstance(value, float) and math.isfinite(value) and value == int(value):
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    return value
+
+
 def canonical(values: dict[str, Any]) -> bytes:
+    """Sorted keys, no whitespace, ASCII escapes, integral floats as integers (catalog G04)."""
     return json.dumps(
-        {k: values.get(k) for k in HASHED_FIELDS}, sort_keys=True, separators=(",", ":"), ensure_ascii=True
+        {k: _numbers(values.get(k)) for k in HASHED_FIELDS}, sort_keys=True, separators=(",", ":"), ensure_ascii=True
     ).encode()
 
 
