@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway.policy.scopes import NON_RESOURCE_SCOPES
 from gateway.settings import Settings
-from gateway.smart.tokens import fhir_base, issuer
+from gateway.smart.tokens import issuer
 
 GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials"]
 AUTH_METHODS = ["none", "client_secret_basic", "private_key_jwt"]
@@ -102,6 +102,3 @@ def security_extension(settings: Settings) -> dict[str, Any]:
             {"url": "revoke", "valueUri": urls["revocation_endpoint"]},
         ],
     }
-
-
-__all__ = ["fhir_base", "openid_configuration", "security_extension", "smart_configuration"]
