@@ -37,14 +37,18 @@ from mappings.native_fhir.codes import (
     APPOINTMENT_STATUS,
     AUDIT_ACTIONS,
     AUDIT_EVENT_TYPE,
+    CAREPLAN_CATEGORY,
+    CAREPLAN_CATEGORY_CODE,
     CAREPLAN_STATUS,
     CS_AUDIT_ACTION,
     DICOM_DCM,
     FHIR_TYPES,
     NPI,
     OBSERVATION_CATEGORY,
+    SID_CONVERSATION,
     UCUM,
     ValueType,
+    local_uri,
     system_id,
 )
 
@@ -137,6 +141,10 @@ def _mrn(ctx: SearchContext) -> str:
     return ctx.mrn_system
 
 
+def _conversation(ctx: SearchContext) -> str:
+    return local_uri(ctx.system_base, SID_CONVERSATION)
+
+
 def _def(
     type_: str,
     params: dict[str, SearchParam],
@@ -202,6 +210,9 @@ RESOURCES: Mapping[str, ResourceDef] = MappingProxyType(
                     *_patient_ref(),
                     TokenParam("status", "status", "Plan status", codes=_inverse(CAREPLAN_STATUS)),
                     PeriodParam("date", "startDate", "endDate", "Time period the plan covers"),
+                    FixedTokenParam(
+                        "category", CAREPLAN_CATEGORY, CAREPLAN_CATEGORY_CODE, "Category (assess-plan, US Core)"
+                    ),
                 ),
                 date="startDate",
             ),
@@ -212,6 +223,12 @@ RESOURCES: Mapping[str, ResourceDef] = MappingProxyType(
                     DateParam("sent", "sentAt", "When the message was sent"),
                     _person("sender", "from", "Who sent the message (Patient or Practitioner)"),
                     _person("recipient", "to", "Who the message is for (Patient or Practitioner)"),
+                    TokenParam(
+                        "identifier",
+                        "conversationId",
+                        "The conversation (thread) the message belongs to",
+                        system_of=_conversation,
+                    ),
                 ),
                 date="sentAt",
             ),

@@ -1,6 +1,7 @@
 """TreatmentPlan <-> ``CarePlan``.
 
-- ``status`` -> ``status`` (:data:`.codes.CAREPLAN_STATUS`); ``intent`` is always ``plan``
+- ``status`` -> ``status`` (:data:`.codes.CAREPLAN_STATUS`); ``intent`` is always ``plan``;
+  ``category`` is always US Core ``assess-plan`` (a write may name it or leave it out)
 - ``patient`` -> ``subject``; ``provider`` -> ``author`` (Practitioner)
 - ``createdBy`` (a ``_User``) -> ``contributor[0]`` when the server resolves the user
 - ``summary`` -> ``title``; ``details`` -> ``description``; ``startDate``/``endDate`` -> ``period``
@@ -40,14 +41,19 @@ from ._types import (
     NativeRecord,
     UserRefs,
 )
-from .codes import CAREPLAN_INTENT, CAREPLAN_STATUS, Ext, invert
+from .codes import CAREPLAN_CATEGORY, CAREPLAN_CATEGORY_CODE, CAREPLAN_INTENT, CAREPLAN_STATUS, Ext, invert
 
 NOT_CARRIED: tuple[str, ...] = ()
 _STATUS_IN = invert(CAREPLAN_STATUS)
 _ELEMENTS = (
-    "extension", "status", "intent", "title", "description", "subject", "period", "author",
+    "extension", "status", "intent", "category", "title", "description", "subject", "period", "author",
     "contributor",
 )  # fmt: skip
+CATEGORY = {
+    "coding": [
+        {"system": CAREPLAN_CATEGORY, "code": CAREPLAN_CATEGORY_CODE, "display": "Assessment and Plan of Treatment"}
+    ]
+}
 _EXTENSIONS = {Ext.APPROVED: "valueDateTime", Ext.ACKNOWLEDGED: "valueDateTime"}
 _STAMPS = ((Ext.APPROVED, "approvedAt"), (Ext.ACKNOWLEDGED, "acknowledgedAt"))
 
@@ -66,6 +72,7 @@ def to_fhir(
         out["extension"] = extensions
     out["status"] = CAREPLAN_STATUS.get(record.get("status") or "draft", "unknown")
     out["intent"] = CAREPLAN_INTENT
+    out["category"] = [CATEGORY]
     if record.get("summary"):
         out["title"] = record["summary"]
     if record.get("details"):
@@ -90,6 +97,7 @@ def from_fhir(
         raise MappingError(f"unsupported status code {status!r}", "CarePlan.status", code="code-invalid")
     if resource.get("intent") != CAREPLAN_INTENT:
         raise MappingError("only intent 'plan' can be stored", "CarePlan.intent", code="code-invalid")
+    _check_category(resource.get("category"))
     found = read_extensions(resource, "CarePlan", options, _EXTENSIONS)
     draft: NativeDraft = {
         "status": _STATUS_IN[status],
@@ -113,3 +121,22 @@ def from_fhir(
         where = "CarePlan.contributor[0]"
         draft["createdBy"] = ref_user(user_refs, contributors[0], kinds, where, options)
     return draft
+
+
+def _check_category(value: Any) -> None:
+    """Only the one category every plan has can be stored (absent means the same)."""
+    if value is None:
+        return
+    pairs = [
+        (coding.get("system"), coding.get("code"))
+        for concept in value
+        if isinstance(value, list) and isinstance(concept, dict)
+        for coding in concept.get("coding") or []
+        if isinstance(coding, dict)
+    ]
+    if not isinstance(value, list) or len(value) != 1 or pairs != [(CAREPLAN_CATEGORY, CAREPLAN_CATEGORY_CODE)]:
+        raise MappingError(
+            f"only category {CAREPLAN_CATEGORY}|{CAREPLAN_CATEGORY_CODE} can be stored",
+            "CarePlan.category",
+            code="code-invalid",
+        )

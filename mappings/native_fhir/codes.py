@@ -178,6 +178,9 @@ CAREPLAN_STATUS: Final[dict[str, str]] = {
 """``TreatmentPlan.status`` -> ``CarePlan.status`` (required binding ``request-status``)."""
 CAREPLAN_INTENT: Final = "plan"
 """``CarePlan.intent`` (required binding ``care-plan-intent``): we store plans only."""
+CAREPLAN_CATEGORY: Final = "http://hl7.org/fhir/us/core/CodeSystem/careplan-category"
+CAREPLAN_CATEGORY_CODE: Final = "assess-plan"
+"""``CarePlan.category``: every treatment plan is an assessment-and-plan of treatment (US Core)."""
 
 APPOINTMENT_STATUS: Final[dict[str, str]] = {
     "scheduled": "booked",

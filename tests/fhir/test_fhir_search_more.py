@@ -81,6 +81,11 @@ async def test_careplan_period_date(demo: Api) -> None:
     )
     bundle = await search(demo, "/fhir/CarePlan", "smith", _sort="-date")
     assert bundle["entry"]
+    us_core = "http://hl7.org/fhir/us/core/CodeSystem/careplan-category"
+    assert active == await _found(demo, "/fhir/CarePlan", "alice", category=f"{us_core}|assess-plan")
+    assert active == await _found(demo, "/fhir/CarePlan", "alice", category="assess-plan")
+    assert await _found(demo, "/fhir/CarePlan", "alice", category="http://snomed.info/sct|assess-plan") == []
+    assert await _found(demo, "/fhir/CarePlan", "alice", category="other") == []
 
 
 async def test_communication_sender_recipient(demo: Api) -> None:
@@ -95,6 +100,13 @@ async def test_communication_sender_recipient(demo: Api) -> None:
     assert await _found(demo, "/fhir/Communication", "jones", sender=f"Patient/{alice}") == []
     for entry in (await search(demo, "/fhir/Communication", "alice", sender=alice))["entry"]:
         assert entry["resource"]["sender"]["reference"] == f"Patient/{alice}"
+    first = (await search(demo, "/fhir/Communication", "alice", _count="1"))["entry"][0]["resource"]
+    thread = first["identifier"][0]
+    same = await _found(demo, "/fhir/Communication", "alice", identifier=f"{thread['system']}|{thread['value']}")
+    assert first["id"] in same
+    assert same == await _found(demo, "/fhir/Communication", "alice", identifier=thread["value"])
+    assert await _found(demo, "/fhir/Communication", "alice", identifier=f"http://x.example|{thread['value']}") == []
+    assert await _found(demo, "/fhir/Communication", "jones", identifier=thread["value"]) == []
 
 
 async def test_appointment_actor(demo: Api) -> None:

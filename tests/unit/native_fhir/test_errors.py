@@ -32,6 +32,12 @@ CASES: list[tuple[str, str, Edit, str]] = [
     ("appointment-booked", "status", _set("status", "arrived"), "Appointment.status"),
     ("careplan-active", "status", _set("status", "on-hold"), "CarePlan.status"),
     ("careplan-active", "intent", _set("intent", "order"), "CarePlan.intent"),
+    (
+        "careplan-active",
+        "category",
+        _set("category", [{"coding": [{"system": "http://snomed.info/sct", "code": "734163000"}]}]),
+        "CarePlan.category",
+    ),
     ("communication-read", "status", _set("status", "stopped"), "Communication.status"),
     ("patient-full", "gender", _set("gender", "f"), "Patient.gender"),
     (
