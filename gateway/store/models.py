@@ -225,7 +225,8 @@ class AuditLog(ParseObject, Base):
 
     __tablename__ = "AuditLog"
     seq: Mapped[int] = mapped_column(Integer, nullable=False, unique=True)
-    actor: Mapped[str | None] = _ptr("_User", ondelete="SET NULL")
+    actor: Mapped[str | None] = mapped_column(ID, info={"pointer": "_User"})
+    """Not a foreign key: deleting a user must not rewrite (SET NULL) a hashed field of the trail."""
     actorName: Mapped[str | None] = mapped_column(String(255))
     entityType: Mapped[str | None] = mapped_column(String(64))
     entityId: Mapped[str | None] = mapped_column(String(255))

@@ -112,3 +112,19 @@ async def test_chain_verifies_after_moving_between_backends(backend: str, demo_d
             await cleanup()
     assert result.ok, result.reason
     assert result.checked == len(copied[_log]) > 20
+
+
+async def test_deleting_a_user_does_not_rewrite_the_trail(demo: Any, demo_database: Any) -> None:
+    """The trail keeps who acted after the account is gone (no ON DELETE SET NULL on a hashed field)."""
+    url, _ = demo_database
+    r = await demo.post("/parse/users", {"username": "leaver", "password": "pw"})
+    assert r.status_code == 201
+    user_id, token = r.json()["objectId"], r.json()["sessionToken"]
+    headers = {**demo.headers(), "X-Parse-Session-Token": token}
+    assert (await demo.client.delete(f"/parse/users/{user_id}", headers=headers)).status_code == 200
+    engine = create_engine(url)
+    async with engine.connect() as conn:
+        actors = (await conn.execute(select(_log.c.actor).where(_log.c.entityId == user_id))).scalars().all()
+    await engine.dispose()
+    assert actors and all(a == user_id for a in actors)
+    assert (await verify_chain(url)).ok
