@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
-from gateway.fhir import router
+from gateway.fhir import router, scoping
 from gateway.fhir.context import FhirContext, FhirRequest, FhirResponse
 from gateway.fhir.outcome import FhirError, OutcomeIssue, bad_request
 from gateway.fhir.registry import RESOURCES
@@ -294,6 +294,30 @@ def _ordered(entries: list[Entry]) -> list[Entry]:
     return [e for e in rest if e.method == "DELETE"] + ordered_posts + [e for e in rest if e.method != "DELETE"]
 
 
+async def _preflight(ctx: FhirContext, req: FhirRequest, entries: list[Entry]) -> None:
+    """Authorize every entry before anything is written (catalog A07: a transaction with any
+    entry the caller may not make fails whole and commits nothing).
+
+    Each entry passes the same scope check as on its own URL (``router.scoped_request``:
+    403 naming the scope, v2 restrictions); a GET of one resource must also name one the
+    caller may read now -- GETs run after the commit, so without this a forbidden read
+    (404, "denied looks like absent") would come back next to committed writes. A GET of
+    a resource created in this transaction (``urn:uuid:``) is judged when it runs.
+    """
+    for entry in entries:
+        route, path = _route(entry)
+        rdef = RESOURCES[entry.resource_type]
+        if route is None or not rdef.supports(route.interaction):
+            continue  # router.handle answers 405 for it inside the transaction
+        probe = FhirRequest(entry.method, req.principal, entry.query, entry.headers)
+        try:
+            scoped = await router.scoped_request(ctx, rdef, route, probe, path)
+            if entry.method == "GET" and "id" in path and "urn:uuid:" not in entry.url:
+                await scoping.visible(ctx, rdef, scoped, path["id"])
+        except FhirError as exc:
+            raise _failure(entry, FhirResponse(exc.status, exc.body())) from exc
+
+
 async def _transaction(ctx: FhirContext, req: FhirRequest, raw: list[Any]) -> FhirResponse:
     entries = [_entry(index, item, ctx.fhir_base) for index, item in enumerate(raw)]
     seen: dict[str, int] = {}
@@ -312,6 +336,7 @@ async def _transaction(ctx: FhirContext, req: FhirRequest, raw: list[Any]) -> Fh
     if len(targets) != len(set(targets)):
         raise bad_request("A transaction may change each resource only once.", "Bundle.entry")
     order = _ordered(entries)
+    await _preflight(ctx, req, entries)
     refs: dict[str, str] = {}
     results: dict[int, dict[str, Any]] = {}
     async with in_transaction(ctx) as tx:

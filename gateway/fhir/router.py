@@ -57,10 +57,13 @@ def _guard(rdef: ResourceDef, req: FhirRequest) -> None:
         raise FhirError.of(403, "forbidden", f"{rdef.type} is available to administrators only.")
 
 
-async def _scoped(
+async def scoped_request(
     ctx: FhirContext, rdef: ResourceDef, route: Route, req: FhirRequest, path: dict[str, Any]
 ) -> FhirRequest:
     """SMART scopes first (403 naming the scope), then the request as the record rules must see it.
+
+    :func:`handle` calls it for every interaction; a transaction calls it for every entry
+    before it writes anything (``bundles``), so both agree on what is allowed.
 
     A conditional create also searches (and returns what it finds), so ``If-None-Exist``
     needs the search permission too, under the same restrictions a search would have.
@@ -82,7 +85,7 @@ async def handle(
         rdef = RESOURCES[resource_type]
         if route is None or not rdef.supports(route.interaction):
             raise FhirError.of(405, "not-supported", f"{req.method} is not supported here for {resource_type}.")
-        req = await _scoped(ctx, rdef, route, req, path)
+        req = await scoped_request(ctx, rdef, route, req, path)
         _guard(rdef, req)
         return await route.handler(ctx, rdef, req, **path)
     except FhirError as exc:

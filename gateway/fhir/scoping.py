@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from sqlalchemy import ColumnElement, and_, false, or_, select
 
+from gateway.errors import NotFound
 from gateway.fhir.context import FhirContext, FhirRequest
 from gateway.fhir.outcome import FhirError, OutcomeIssue, not_found
 from gateway.fhir.registry import ResourceDef
@@ -89,3 +90,13 @@ async def within_restrictions(ctx: FhirContext, rdef: ResourceDef, req: FhirRequ
         found = (await conn.execute(select(spec.pk).where(cond).limit(1))).first()
     if found is None:
         raise not_found()
+
+
+async def visible(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest, object_id: str) -> None:
+    """404 unless the caller may read ``object_id`` now (scoped principal and restrictions), without
+    auditing a read: a transaction asks this of its GET entries before it writes anything."""
+    await within_restrictions(ctx, rdef, req, object_id)
+    try:
+        await ctx.records.get(req.principal, rdef.class_name, object_id, audit=False)
+    except NotFound:
+        raise not_found() from None
