@@ -99,6 +99,7 @@ async def my_access_log(ctx: NativeContext, principal: Principal, params: dict[s
             return []
         rows = await conn.execute(
             select(
+                log.c.objectId,
                 log.c.createdAt,
                 log.c.actorName,
                 log.c.actor,
@@ -111,14 +112,19 @@ async def my_access_log(ctx: NativeContext, principal: Principal, params: dict[s
             .order_by(log.c.seq.desc())
             .limit(ACCESS_LOG_LIMIT)
         )
-        return [
-            {
-                "when": iso(r.createdAt),
-                "who": "you" if r.actor == principal.user_id else r.actorName,
-                "action": r.action,
-                "record": r.entityType,
-                "recordId": r.entityId,
-                "outcome": r.outcome,
-            }
-            for r in rows
-        ]
+        found = rows.all()
+    # Reading the trail is itself recorded (gateway.audit.reads: AuditLog reads carry no patient).
+    await ctx.records.audit_search(
+        principal, "AuditLog", [{"objectId": r.objectId} for r in found], query="myAccessLog"
+    )
+    return [
+        {
+            "when": iso(r.createdAt),
+            "who": "you" if r.actor == principal.user_id else r.actorName,
+            "action": r.action,
+            "record": r.entityType,
+            "recordId": r.entityId,
+            "outcome": r.outcome,
+        }
+        for r in found
+    ]

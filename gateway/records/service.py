@@ -7,7 +7,8 @@ Handlers call these methods with decoded values and a ``Principal``; the methods
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -229,7 +230,7 @@ class Records:
         if class_name == "Message" and not principal.is_master:
             # The sender is always the caller; naming yourself is accepted, anyone else is refused below.
             ops = [op for op in ops if not (op.field == "from" and op.value == principal.user_id)]
-        async with self.db.write() as conn:
+        async with self._audited_write(principal, AuditAction.CREATE, class_name) as conn:
             await self.check(conn, class_name, Op.CREATE, principal)
             applied = apply_ops(spec, None, [op for op in ops if op.kind is not OpKind.ADD_RELATION])
             values: dict[str, Any] = dict(applied.columns)
@@ -263,7 +264,7 @@ class Records:
         spec = self.spec(class_name, principal)
         if class_name == "_Session":
             raise Forbidden("Sessions cannot be edited.")
-        async with self.db.write() as conn:
+        async with self._audited_write(principal, AuditAction.UPDATE, class_name, object_id) as conn:
             await self.check(conn, class_name, Op.UPDATE, principal)
             current = await self._writable(conn, principal, spec, object_id)
             link = await links.link_for(conn, class_name, current)
@@ -302,7 +303,7 @@ class Records:
 
     async def delete(self, principal: Principal, class_name: str, object_id: str) -> None:
         spec = self.spec(class_name, principal)
-        async with self.db.write() as conn:
+        async with self._audited_write(principal, AuditAction.DELETE, class_name, object_id) as conn:
             await self.check(conn, class_name, Op.DELETE, principal)
             current = await self._writable(conn, principal, spec, object_id)
             link = await links.link_for(conn, class_name, current)
@@ -310,6 +311,23 @@ class Records:
             await append(conn, AuditEntry(AuditAction.DELETE, principal, class_name, object_id, link))
 
     # ------------------------------------------------------------ helpers
+
+    @asynccontextmanager
+    async def _audited_write(
+        self, principal: Principal, action: AuditAction, class_name: str, object_id: str | None = None
+    ) -> AsyncIterator[AsyncConnection]:
+        """The write transaction; a write the policy refuses (``Forbidden``: CLP, an immutable class
+        such as AuditLog, a field or transition rule) is rolled back and then recorded as ``denied``
+        in a transaction of its own, so refused attempts are in the trail too (catalog G01/G02)."""
+        try:
+            async with self.db.write() as conn:
+                yield conn
+        except Forbidden as exc:
+            async with self.db.write() as conn:
+                entry = AuditEntry(action, principal, class_name, object_id, summary=exc.message, outcome="denied")
+                await append(conn, entry)
+            raise
+
 
     async def _writable(self, conn: AsyncConnection, principal: Principal, spec: ClassSpec, object_id: str) -> Record:
         """Parse answers 101 both for an invisible object and for one the caller may read but not write."""

@@ -293,6 +293,14 @@ async def test_audit_log_is_immutable_through_every_door(demo: Api, demo_databas
     for r in attempts[:4]:
         assert r.status_code in (400, 403, 404, 405), r.text
     assert "error" in attempts[4].json()[0]
+    denied = [(e.action, e.entityType) for e in await trail.new() if e.outcome == "denied"]
+    assert denied == [
+        ("create", "AuditLog"),
+        ("create", "AuditLog"),
+        ("update", "AuditLog"),
+        ("delete", "AuditLog"),
+        ("delete", "AuditLog"),
+    ], denied
     fhir = {**master_headers(), "Content-Type": "application/fhir+json"}
     event = {"resourceType": "AuditEvent", "recorded": "2026-01-01T00:00:00Z"}
     for r in (

@@ -198,3 +198,17 @@ def test_many_ids_become_a_digest() -> None:
     ids = [f"id{i:04d}" for i in range(IDS_LISTED + 1)]
     assert ids_digest(ids) == ids_digest(list(reversed(ids)))
     assert len(ids_digest(ids)) == 64
+
+
+async def test_my_access_log_shows_who_read_my_chart(demo: Api, demo_database: Any) -> None:
+    url, _ = demo_database
+    lab_id = await lab(demo, status="final")
+    assert (await demo.get(f"/parse/classes/LabResult/{lab_id}", "smith")).status_code == 200
+    before = await _max_seq(url)
+    r = await demo.post("/parse/functions/myAccessLog", {}, "alice")
+    assert r.status_code == 200, r.text
+    log = r.json()["result"]
+    assert log[0]["action"] == "read" and log[0]["recordId"] == lab_id and log[0]["who"] == "dr.smith@example.org"
+    [entry] = await _entries_after(url, before)
+    assert (entry.action, entry.entityType, entry.patient) == ("search", "AuditLog", None)
+    assert entry.metadata["count"] == len(log)
