@@ -123,7 +123,8 @@ def _entry(index: int, raw: Any, fhir_base: str) -> Entry:
 
 def _route(entry: Entry) -> tuple[router.Route | None, dict[str, str]]:
     rest = entry.rest
-    for r in router.ROUTES:
+    # literal segments (``_history``, ``_search``) before ``{id}``, as the HTTP router matches them
+    for r in sorted(router.ROUTES, key=lambda r: "{" in r.pattern):
         if r.method != entry.method:
             continue
         pattern = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", r.pattern) + "$"

@@ -93,6 +93,7 @@ async def _history(
     reachable = [cond for _, cond in parts if cond is not None]
     by_class = {rdef.class_name: rdef for rdef, cond in parts if cond is not None}
     found: list[tuple[ResourceDef, Record, bool, int]] = []
+    entries: list[dict[str, Any]] = []  # stays empty when no type is within reach (scopes, class rules)
     more = False
     last_scanned: int | None = None
     if reachable:

@@ -66,7 +66,8 @@ def system_token(scopes: str, client_id: str = "backend") -> Principal:
 
 
 def _route(method: str, rest: str) -> tuple[router.Route | None, dict[str, str]]:
-    for r in router.ROUTES:
+    # literal segments (``_history``, ``_search``) before ``{id}``, as the HTTP router matches them
+    for r in sorted(router.ROUTES, key=lambda r: "{" in r.pattern):
         if r.method != method:
             continue
         pattern = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", r.pattern) + "$"
