@@ -48,7 +48,10 @@ def _resource(rdef: ResourceDef) -> dict[str, Any]:
         if not out[key]:
             del out[key]
     if rdef.admin_only:
-        out["documentation"] = "Administrators and the master key only."
+        out["documentation"] = (
+            "Administrators and the master key; a SMART token with scopes for it (patient/, user/, system/) "
+            "under the record rules."
+        )
     return out
 
 

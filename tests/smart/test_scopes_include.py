@@ -100,3 +100,21 @@ async def test_revinclude_obeys_query_restrictions(demo: Api, door: Door) -> Non
     )
     resp = await call(door, token, "GET", "Patient?_revinclude=Observation:patient&_count=1000")
     assert _of_type(included(resp), "Observation") == final
+
+
+async def test_audit_events_come_along_only_with_their_scope(demo: Api, door: Door) -> None:
+    """An admin could read every AuditEvent; launched for Alice with patient/ scopes, a revinclude
+    brings only the entries about Alice, and none at all without an AuditEvent scope."""
+    alice, bob = demo.ids["alice:patient"], demo.ids["bob:patient"]
+    with_scope = await user_token(
+        door, "admin", "launch/patient patient/Patient.rs patient/AuditEvent.rs", patient=alice
+    )
+    url = f"Patient?_id={alice},{bob}&_revinclude=AuditEvent:patient&_count=1000"
+    got = _of_type(included(await call(door, with_scope, "GET", url)), "AuditEvent")
+    now = (await demo.find("AuditLog", master=True, limit=1000)).json()["results"]
+    assert got and got <= {a["objectId"] for a in now if (a.get("patient") or {}).get("objectId") == alice}
+    wide = await user_token(door, "admin", "user/Patient.rs user/AuditEvent.rs")
+    everyone = _of_type(included(await call(door, wide, "GET", url)), "AuditEvent")
+    assert any((a.get("patient") or {}).get("objectId") == bob for a in now if a["objectId"] in everyone)
+    without = await user_token(door, "admin", "launch/patient patient/Patient.rs", patient=alice)
+    assert _of_type(included(await call(door, without, "GET", url)), "AuditEvent") == set()
