@@ -117,3 +117,23 @@ async def test_batch_answers_each_entry_as_on_its_own(demo: Api, door: Door) -> 
     assert statuses[4] == "201" and statuses[5] in ("403", "404", "422")
     after = await _counts(demo)
     assert after[alice] == before[alice] + 1 and after[bob] == before[bob]
+
+
+async def test_batch_history_entry_is_history_not_a_read(demo: Api, door: Door) -> None:
+    """``GET Observation/_history`` inside a Bundle is type history (a literal segment, not an id),
+    under the entry's own scopes."""
+    alice = demo.ids["alice:patient"]
+    labs = await _labs_by_patient(demo)
+    token = await user_token(door, "alice", "launch/patient patient/Observation.rs", patient=alice)
+    resp = await _bundle(
+        door, token, "batch", [{"request": {"method": "GET", "url": "Observation/_history?_count=1000"}}]
+    )
+    assert _statuses(resp) == ["200"]
+    assert resp.body is not None
+    history = resp.body["entry"][0]["resource"]
+    assert history["type"] == "history"
+    shown = {e["fullUrl"].rsplit("/", 1)[1] for e in history.get("entry", [])}
+    assert shown and shown <= {r["objectId"] for r in labs[alice]}
+    read_only = await user_token(door, "alice", "launch/patient patient/Observation.r", patient=alice)
+    resp = await _bundle(door, read_only, "batch", [{"request": {"method": "GET", "url": "Observation/_history"}}])
+    assert _statuses(resp) == ["403"]

@@ -226,6 +226,24 @@ async def test_patient_launch_by_a_provider_on_two_care_teams_sees_one_patient(s
     assert _matches(await _ok(smart, "/fhir/Observation", token, patient=bob)) == []
     body = await _ok(smart, "/fhir/Patient", token, _id=f"{alice},{bob}", _revinclude="Observation:patient")
     assert {ref.split("/")[1] for ref in _included(body)} == {r["objectId"] for r in labs[alice]}
+    # by type and system history
+    history = await _ok(smart, "/fhir/Observation/_history", token, _count="1000")
+    assert {e["fullUrl"].rsplit("/", 1)[1] for e in history.get("entry", [])} == {r["objectId"] for r in labs[alice]}
+    everything = await _ok(smart, "/fhir/_history", token, _count="1000")
+    assert bob not in {e["fullUrl"].rsplit("/", 1)[1] for e in everything.get("entry", [])}
+    # through a transaction: a GET of Bob's record fails the whole Bundle
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"request": {"method": "GET", "url": f"Patient/{alice}"}},
+            {"request": {"method": "GET", "url": f"Patient/{bob}"}},
+        ],
+    }
+    r = await smart.client.post(
+        "/fhir", json=bundle, headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+    )
+    assert r.status_code == 404 and "Bundle.entry[1]" in r.text
 
 
 async def test_record_rule_changes_apply_to_live_tokens_at_once(smart: Smart) -> None:
