@@ -212,3 +212,21 @@ async def test_my_access_log_shows_who_read_my_chart(demo: Api, demo_database: A
     [entry] = await _entries_after(url, before)
     assert (entry.action, entry.entityType, entry.patient) == ("search", "AuditLog", None)
     assert entry.metadata["count"] == len(log)
+
+
+async def test_fhir_search_include_lists_the_included_resources(demo: Api, demo_database: Any) -> None:
+    url, _ = demo_database
+    lab_id = await lab(demo, status="final")
+    alice = demo.ids["alice:patient"]
+    before = await _max_seq(url)
+    r = await demo.client.get(
+        "/fhir/Observation",
+        params={"_id": lab_id, "_include": "Observation:patient"},
+        headers=bearer(demo, "smith"),
+    )
+    assert r.status_code == 200, r.text
+    modes = {(e["resource"]["resourceType"], e["search"]["mode"]) for e in r.json()["entry"]}
+    assert ("Patient", "include") in modes
+    [entry] = await _entries_after(url, before)
+    assert entry.patient == alice and entry.entityId == lab_id
+    assert entry.metadata["included"] == [f"PatientProfile/{alice}"]
