@@ -80,18 +80,17 @@ def create_app(
     )
 
     background: list[asyncio.Task[None]] = []
+    from gateway.audit import checkpoints as audit_checkpoints
 
     async def start_mllp() -> None:
         if listener is not None:
             await listener.start()
         if checkpoints and settings.audit_checkpoint_seconds > 0:
-            from gateway.audit import checkpoints as audit_checkpoints
             from gateway.audit.keys import load as load_keys
 
-            keys = load_keys(settings.signing_key_file)
             schedule = audit_checkpoints.run_schedule(
                 database,
-                keys,
+                load_keys(settings.signing_key_file),
                 settings.audit_checkpoint_dir,
                 issuer=settings.base_url,
                 every_seconds=settings.audit_checkpoint_seconds,
@@ -101,6 +100,17 @@ def create_app(
     async def close_db() -> None:
         for task in background:
             task.cancel()
+        if background:
+            # A last checkpoint on a clean stop: a tail removed while the gateway is down is caught too.
+            from gateway.audit.keys import load as load_keys
+
+            try:
+                keys = load_keys(settings.signing_key_file)
+                await audit_checkpoints.checkpoint_now(
+                    database, keys, settings.audit_checkpoint_dir, issuer=settings.base_url
+                )
+            except Exception:
+                audit_checkpoints.log.exception("final audit checkpoint failed")
         if listener is not None:
             await listener.stop()
         records.reads.close()

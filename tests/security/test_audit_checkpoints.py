@@ -245,3 +245,23 @@ async def test_cli_checkpoint_and_verify(demo_database: Any, tmp_path: Path) -> 
     await _truncate_with_head(url, seq - 2)
     bad = await asyncio.to_thread(run, "verify")
     assert bad.returncode == 1 and f"chain does not extend checkpoint seq={seq}" in bad.stderr
+
+
+async def test_a_clean_stop_writes_a_last_checkpoint(demo_database: Any, tmp_path: Path) -> None:
+    url, _ = demo_database
+    settings = make_settings(
+        url,
+        signing_key_file=str(tmp_path / "key.pem"),
+        audit_checkpoint_dir=str(tmp_path / "cp"),
+        audit_checkpoint_seconds=3600,
+    )
+    async with AsyncTestClient(app=create_app(settings, checkpoints=True), base_url="http://testserver.local"):
+        for _ in range(50):
+            if cps.files(tmp_path / "cp"):
+                break
+            await asyncio.sleep(0.1)
+        await _append(url, 2)
+    keys = load(settings.signing_key_file)
+    found = cps.load_all(keys, tmp_path / "cp")
+    assert len(found) == 2 and found[1].seq == found[0].seq + 2
+    assert (await verify_chain(url, found)).ok
