@@ -6,8 +6,9 @@ from a second process. Prints requests/s for
   (b) GET /parse/classes/LabResult/{id} as a patient,
   (c) the patient's latest 20 LabResults, order=-publishedAt, include=orderedBy,
 and the ratios b/a (target >= 0.4) and c/a (target >= 0.15), authorization on.
+Read auditing (issue #6) is on, as in production, unless ``--no-audit`` is given.
 
-Usage: .venv/bin/python bench/native_read.py [--seconds 10] [--patients 1000] [--per-patient 100]
+Usage: .venv/bin/python bench/native_read.py [--seconds 10] [--patients 1000] [--per-patient 100] [--no-audit]
 """
 
 from __future__ import annotations
@@ -95,7 +96,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--patients", type=int, default=1000)
     parser.add_argument("--per-patient", type=int, default=100)
+    parser.add_argument("--no-audit", action="store_true", help="turn read auditing off (GATEWAY_AUDIT_READS=0)")
     args = parser.parse_args()
+    env = {"GATEWAY_AUDIT_READS": "0"} if args.no_audit else {}
+    print(f"read auditing: {'off' if args.no_audit else 'on'}")
     with tempfile.TemporaryDirectory() as tmp:
         db_path = Path(tmp) / "bench.db"
         print(f"loading {args.patients * args.per_patient} LabResults across {args.patients} patients ...")
@@ -108,7 +112,7 @@ def main() -> None:
             "  return wrk.format('GET', '/parse/classes/LabResult/' .. ids[math.random(#ids)])\n"
             "end\n"
         )
-        with live_server(f"sqlite+aiosqlite:///{db_path}") as base:
+        with live_server(f"sqlite+aiosqlite:///{db_path}", **env) as base:
             wrk(base + "/health/live", seconds=2)
             a = wrk(base + "/health/live", seconds=args.seconds)
             b = wrk(base, seconds=args.seconds, script=get_script, headers=headers)
