@@ -466,15 +466,25 @@ def _forces_login(fields: dict[str, str]) -> bool:
     return "login" in (fields.get("prompt") or "").split()
 
 
+@route("/oauth/authorize", http_method=[HttpMethod.GET], operation_id="oauthAuthorize", tags=["smart"], status_code=200)
+async def oauth_authorize(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """OAuth 2 authorization endpoint: the sign-in page, then consent, then a redirect with a code."""
+    return await _authorize(request)
+
+
 @route(
     "/oauth/authorize",
-    http_method=[HttpMethod.GET, HttpMethod.POST],
-    operation_id="oauthAuthorize",
+    http_method=[HttpMethod.POST],
+    operation_id="oauthAuthorizePost",
     tags=["smart"],
     status_code=200,
 )
-async def oauth_authorize(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """OAuth 2 authorization endpoint (GET, or POST with a form): sign-in, consent, then a redirect with a code."""
+async def oauth_authorize_post(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The authorization request as a form (SMART ``authorize-post``), and the sign-in and consent forms."""
+    return await _authorize(request)
+
+
+async def _authorize(request: Request[Any, Any, Any]) -> Response[bytes]:
     settings = _settings(request)
     if request.method == "POST":
         items = await _form_items(request)
@@ -553,4 +563,13 @@ async def smart_config(request: Request[Any, Any, Any]) -> Response[bytes]:
     return Response(json.dumps(smart_configuration(_settings(request))).encode(), media_type="application/json")
 
 
-ROUTES = [oauth_authorize, oauth_token, oauth_introspect, oauth_revoke, jwks, openid_config, smart_config]
+ROUTES = [
+    oauth_authorize,
+    oauth_authorize_post,
+    oauth_token,
+    oauth_introspect,
+    oauth_revoke,
+    jwks,
+    openid_config,
+    smart_config,
+]
