@@ -6,6 +6,17 @@ columns (``links.acl_columns``), a ``_Version`` row per change and AuditLog entr
 the same transaction. A problem found against the store raises :class:`Unappliable`;
 the caller rolls the effects back and answers AE.
 
+Care team (DESIGN.md "Authorization": a provider sees the patients whose careTeam names
+them): the ordering provider of an ORU (ORC-12/OBR-16, the provider an OBX's order names)
+is added to the patient's care team when not already on it, so the clinician who ordered
+a test can read its results in the portal; without this a patient created by the feed
+has nobody on its care team. Only added, never removed or reordered (staff curate the
+team); inactive providers are not added; the change is a new PatientProfile version with
+an AuditLog ``update`` entry, and the ``careTeam_<patient>`` role is re-synced through
+``links.sync_care_team_role`` like any other care-team change. The feed is an
+authenticated, trusted system actor: it may name who ordered a result just as it may
+state the result.
+
 Lean on purpose (issue #4's throughput target): the new LabResults of a message go in
 with one multi-row INSERT and their first ``_Version`` rows with another (not one
 INSERT + savepoint + version per OBX), and the message's audit entries are collected in
@@ -30,7 +41,7 @@ from gateway.policy.rules import PUBLISHED_STATUSES, PatientLink
 from gateway.records import links
 from gateway.store.classes import CLASSES
 from gateway.store.ids import derived_object_id
-from gateway.store.models import Version, table_of
+from gateway.store.models import CareTeam, Version, table_of
 from gateway.store.objects import Record, get_record, insert_record, now, update_record
 from mappings.hl7v2 import ErrorCode, Hl7Error, PatientDraft, ProviderDraft, ResultDraft, to_json
 
@@ -40,6 +51,7 @@ _PATIENT = CLASSES["PatientProfile"]
 _PROVIDER = CLASSES["ProviderProfile"]
 _RESULT = CLASSES["LabResult"]
 _VERSIONS = table_of(Version)
+_CARE = table_of(CareTeam)
 
 _LIMITS = {
     "orderId": 128,
@@ -74,6 +86,8 @@ class Effects:
     unchanged: list[str] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)
     published: list[str] = field(default_factory=list)
+    care_team: list[str] = field(default_factory=list)
+    """Ordering providers this message added to the patient's care team."""
     audit: list[AuditEntry] = field(default_factory=list)
     """Entries the caller appends in one go after the effects (not part of ``as_dict``)."""
 
@@ -92,24 +106,65 @@ def _demographics(draft: PatientDraft) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+async def _find_patient(conn: AsyncConnection, mrn: str, authority: str) -> tuple[dict[str, Any] | None, bool]:
+    """The PatientProfile a PID-3 MRN names, and whether its authority is to be recorded on it.
+
+    The identity is (MRN, assigning authority PID-3.4): the same MRN from two authorities is
+    two patients, never merged. A profile registered locally (authority '') is the one an
+    authority's MRN refers to until an authority claims it: the first message that names it
+    records its authority (so a second authority with that MRN gets a patient of its own).
+    A message without an authority matches the MRN when exactly one profile has it; when
+    several do (two authorities), it is ambiguous: an AE asking for PID-3.4.
+    """
+    table = _PATIENT.table
+    rows = [dict(r) for r in (await conn.execute(select(table).where(table.c.medicalRecordNumber == mrn))).mappings()]
+    exact = [r for r in rows if (r.get("mrnAuthority") or "") == authority]
+    if exact:
+        return exact[0], False
+    if authority:
+        local = [r for r in rows if not r.get("mrnAuthority")]
+        return (local[0], True) if local else (None, False)
+    if len(rows) > 1:
+        raise Unappliable(
+            [
+                Hl7Error(
+                    ErrorCode.REQUIRED_FIELD_MISSING,
+                    "PID",
+                    1,
+                    3,
+                    "this MRN is used by several assigning authorities; send PID-3.4 to say which patient",
+                )
+            ]
+        )
+    return (rows[0], False) if rows else (None, False)
+
+
 async def apply_patient(
     conn: AsyncConnection, draft: PatientDraft, principal: Principal, effects: Effects
 ) -> PatientLink:
-    """PatientProfile by MRN (PID-3): created if new, demographics updated, never merged across MRNs."""
+    """PatientProfile by (MRN, assigning authority) from PID-3: created if new, demographics updated,
+    never merged across MRNs or authorities (see ``_find_patient``)."""
+    authority = (draft.mrn_authority or "").strip()
     if not draft.mrn or len(draft.mrn) > 64:
         raise Unappliable([Hl7Error(ErrorCode.REQUIRED_FIELD_MISSING, "PID", 1, 3, "no usable MRN in PID-3")])
-    table = _PATIENT.table
-    row = (await conn.execute(select(table).where(table.c.medicalRecordNumber == draft.mrn))).mappings().first()
+    if len(authority) > 64:
+        raise Unappliable([Hl7Error(ErrorCode.VALUE_TOO_LONG, "PID", 1, 3, "assigning authority over 64 characters")])
+    row, claim = await _find_patient(conn, draft.mrn, authority)
     demo = _demographics(draft)
     if row is None:
         ts = now()
-        oid = derived_object_id("PatientProfile", draft.mrn)
+        oid = (
+            derived_object_id("PatientProfile", authority, draft.mrn)
+            if authority
+            else derived_object_id("PatientProfile", draft.mrn)
+        )
         link = PatientLink(oid, None)
         values: dict[str, Any] = {
             "objectId": oid,
             "createdAt": ts,
             "updatedAt": ts,
             "medicalRecordNumber": draft.mrn,
+            "mrnAuthority": authority,
             "isActive": True,
             **demo,
         }
@@ -118,9 +173,11 @@ async def apply_patient(
         await links.sync_care_team_role(conn, oid)
         effects.patient, effects.patient_change = oid, "created"
         return link
-    current = dict(row)
+    current = row
     link = PatientLink(str(current["objectId"]), current.get("user"))
     changes = {k: v for k, v in demo.items() if current.get(k) != v}
+    if claim:
+        changes["mrnAuthority"] = authority
     effects.patient, effects.patient_change = link.patient_id, "unchanged"
     if changes:
         current = (await get_record(conn, _PATIENT, link.patient_id, keep_internal=True, for_update=True)) or current
@@ -233,11 +290,15 @@ async def apply_results(
             if oid not in effects.providers:
                 effects.providers.append(oid)
     planned = []
+    ordering: list[str] = []
     for draft in results:
         provider = by_source.get(draft.ordering_provider or "") if draft.ordering_provider else None
         values = _values(draft, provider)
         _check(draft, values)
         planned.append((derived_object_id("LabResult", sender, str(draft.key_id)), draft, values))
+        if provider is not None and provider not in ordering:
+            ordering.append(provider)
+    await _add_to_care_team(conn, link, ordering, principal, effects)
     # One read for every row the message touches (not one per OBX); later OBX with the same key see
     # the row as the earlier one left it.
     stmt = select(_RESULT.table).where(_RESULT.pk.in_([oid for oid, _, _ in planned]))
@@ -267,6 +328,49 @@ async def apply_results(
             await _insert_fresh(conn, fresh, principal.actor_name)
         current_of[oid] = await _update_result(conn, current, values, draft, link, principal, message_id, effects)
     await _insert_fresh(conn, fresh, principal.actor_name)
+
+
+async def _add_to_care_team(
+    conn: AsyncConnection, link: PatientLink, providers: list[str], principal: Principal, effects: Effects
+) -> None:
+    """Append the active ordering providers missing from the patient's care team (see the module docstring)."""
+    if not providers:
+        return
+    present = {
+        str(r.relatedId)
+        for r in await conn.execute(select(_CARE.c.relatedId).where(_CARE.c.owningId == link.patient_id))
+    }
+    missing = [p for p in providers if p not in present]
+    if not missing:
+        return
+    table = _PROVIDER.table
+    active = {
+        str(r.objectId)
+        for r in await conn.execute(select(table.c.objectId).where(table.c.objectId.in_(missing) & table.c.isActive))
+    }
+    added = [p for p in missing if p in active]
+    if not added:
+        return
+    current = await get_record(conn, _PATIENT, link.patient_id, keep_internal=True, for_update=True)
+    if current is None:
+        return
+    team = [*current.get("careTeam", []), *added]
+    record = await update_record(
+        conn, _PATIENT, current, {"updatedAt": now()}, actor=principal.actor_name, joins={"careTeam": team}
+    )
+    await links.sync_care_team_role(conn, link.patient_id)
+    effects.care_team.extend(added)
+    effects.audit.append(
+        AuditEntry(
+            AuditAction.UPDATE,
+            principal,
+            "PatientProfile",
+            link.patient_id,
+            link,
+            summary=f"ordering provider added to the care team (version {record['version']})",
+            metadata={"careTeamAdded": added},
+        )
+    )
 
 
 def _publish(

@@ -119,7 +119,7 @@ _CREATE_ONLY: Mapping[str, frozenset[str]] = {
 
 
 _CREATE_EXTRA: Mapping[tuple[str, Relation], frozenset[str]] = {
-    ("PatientProfile", Relation.CARE_TEAM): frozenset({"medicalRecordNumber"}),
+    ("PatientProfile", Relation.CARE_TEAM): frozenset({"medicalRecordNumber", "mrnAuthority"}),
 }
 """Fields a relation may set when creating a record but never change afterwards."""
 

@@ -106,7 +106,10 @@ class RoleRole(Base):
 class PatientProfile(ParseObject, Versioned, Base):
     __tablename__ = "PatientProfile"
     user: Mapped[str | None] = _ptr("_User")
-    medicalRecordNumber: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    medicalRecordNumber: Mapped[str] = mapped_column(String(64), nullable=False)
+    mrnAuthority: Mapped[str] = mapped_column(String(64), nullable=False, default="", server_default="")
+    """The authority that assigned the MRN (HL7 PID-3.4); '' for a locally assigned MRN. The
+    identity of a patient is the pair: the same MRN from two authorities is two patients."""
     displayName: Mapped[str | None] = mapped_column(String(255))
     givenName: Mapped[str | None] = mapped_column(String(255))
     familyName: Mapped[str | None] = mapped_column(String(255))
@@ -115,7 +118,10 @@ class PatientProfile(ParseObject, Versioned, Base):
     primaryClinic: Mapped[str | None] = mapped_column(String(255))
     contact: Mapped[dict[str, Any] | None] = _object()
     isActive: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
-    __table_args__ = (UniqueConstraint("user", name="uq_patient_user"),)
+    __table_args__ = (
+        UniqueConstraint("user", name="uq_patient_user"),
+        UniqueConstraint("medicalRecordNumber", "mrnAuthority", name="uq_patient_mrn"),
+    )
 
 
 class CareTeam(Base):

@@ -1,6 +1,9 @@
 """PatientProfile <-> ``Patient``.
 
-- ``medicalRecordNumber`` -> ``identifier`` (type ``v2-0203#MR``, system ``mrn_system``)
+- ``medicalRecordNumber`` -> ``identifier`` (type ``v2-0203#MR``, system ``mrn_system``);
+  ``mrnAuthority`` (HL7 PID-3.4, '' for a local MRN) -> that identifier's ``assigner.display``.
+  The system stays ``mrn_system`` for every patient (searches by ``system|value`` keep working);
+  the same MRN from two authorities is two Patients, told apart by ``assigner``
 - ``familyName``/``givenName``/``displayName`` -> one ``name`` (use official; ``text``)
 - ``dateOfBirth`` -> ``birthDate``; ``gender`` -> ``gender`` (administrative-gender)
 - ``contact`` -> ``telecom``/``address``; ``primaryClinic`` -> ``managingOrganization.display``
@@ -34,7 +37,10 @@ def to_fhir(
     """``Patient`` for one PatientProfile."""
     out: FhirResource = {"resourceType": "Patient", "id": record["objectId"], "meta": meta(record)}
     if record.get("medicalRecordNumber"):
-        out["identifier"] = [{"type": _MR, "system": options.mrn_system, "value": record["medicalRecordNumber"]}]
+        mr: dict[str, Any] = {"type": _MR, "system": options.mrn_system, "value": record["medicalRecordNumber"]}
+        if record.get("mrnAuthority"):
+            mr["assigner"] = {"display": record["mrnAuthority"]}
+        out["identifier"] = [mr]
     out["active"] = bool(record.get("isActive", True))
     name: dict[str, Any] = {}
     if record.get("displayName"):
@@ -65,7 +71,10 @@ def from_fhir(
 ) -> NativeDraft:
     """Writable PatientProfile fields from a ``Patient``; raises :class:`MappingError`."""
     check_resource(resource, "Patient", _ELEMENTS)
-    draft: NativeDraft = {"medicalRecordNumber": _mrn(resource, options)}
+    mrn, authority = _mrn(resource, options)
+    draft: NativeDraft = {"medicalRecordNumber": mrn}
+    if authority is not None:  # without an assigner the stored authority is left as it is
+        draft["mrnAuthority"] = authority
     family, given, text = _name(resource)
     draft.update(familyName=family, givenName=given, displayName=text)
     birth = resource.get("birthDate")
@@ -93,7 +102,7 @@ def from_fhir(
     return draft
 
 
-def _mrn(resource: Mapping[str, Any], options: MappingOptions) -> str:
+def _mrn(resource: Mapping[str, Any], options: MappingOptions) -> tuple[str, str | None]:
     identifiers = resource.get("identifier") or []
     if len(identifiers) != 1:
         raise MappingError(
@@ -101,13 +110,17 @@ def _mrn(resource: Mapping[str, Any], options: MappingOptions) -> str:
             "Patient.identifier",
             code="required",
         )
-    ident = check_keys(identifiers[0], {"type", "system", "value"}, "Patient.identifier[0]")
+    ident = check_keys(identifiers[0], {"type", "system", "value", "assigner"}, "Patient.identifier[0]")
     if ident.get("system") != options.mrn_system:
         raise MappingError(f"expected system {options.mrn_system}", "Patient.identifier[0].system")
     codes = [c.get("code") for c in (ident.get("type") or {}).get("coding", [])]
     if "type" in ident and codes != ["MR"]:
         raise MappingError("identifier type must be v2-0203 MR", "Patient.identifier[0].type")
-    return text_value(ident.get("value"), "Patient.identifier[0].value")
+    authority = None
+    if "assigner" in ident:
+        assigner = check_keys(ident["assigner"] or {}, {"display"}, "Patient.identifier[0].assigner")
+        authority = text_value(assigner.get("display"), "Patient.identifier[0].assigner.display")
+    return text_value(ident.get("value"), "Patient.identifier[0].value"), authority
 
 
 def _name(resource: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
