@@ -143,6 +143,9 @@ async def _fhir_request(request: Request[Any, Any, Any], ctx: FhirContext, form:
         request_id=headers.get("x-request-id") or uuid.uuid4().hex,
     )
     principal = await authenticate(ctx.records.db, ctx.settings, headers, info)
+    # Class permissions loaded once (then cached): chained parameters and scope restrictions
+    # compile to SQL synchronously and check them without I/O.
+    await ctx.records.preload_clps()
     return FhirRequest(request.method, principal, params, headers, body)
 
 
