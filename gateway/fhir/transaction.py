@@ -57,15 +57,21 @@ async def in_transaction(ctx: FhirContext, *, lock: str | None = None) -> AsyncI
 
     ``lock``: a key for a PostgreSQL transaction-scoped advisory lock (SQLite needs none).
     """
-    if isinstance(ctx.records.db, BoundDatabase):  # already inside one: join it
+    if isinstance(ctx.records.db, BoundDatabase):  # already inside one (a transaction Bundle): join it
+        async with ctx.records.db.write() as conn:
+            await _advisory_lock(conn, lock)
         yield ctx
         return
     async with ctx.records.db.write() as conn:
-        if lock is not None and conn.dialect.name == "postgresql":
-            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": lock})
+        await _advisory_lock(conn, lock)
         records = copy.copy(ctx.records)
         records.db = BoundDatabase(ctx.records.db, conn)
         yield replace(ctx, records=records)
+
+
+async def _advisory_lock(conn: AsyncConnection, key: str | None) -> None:
+    if key is not None and conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
 
 
 async def lock_row(ctx: FhirContext, spec: ClassSpec, object_id: str) -> None:

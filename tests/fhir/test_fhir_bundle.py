@@ -307,3 +307,35 @@ async def test_capability_statement_names_the_system_interactions(demo: Api) -> 
     assert [i["code"] for i in rest["interaction"]] == ["transaction", "batch", "history-system"]
     by_type = {res["type"]: [i["code"] for i in res["interaction"]] for res in rest["resource"]}
     assert "history-type" in by_type["Observation"] and "history-type" not in by_type["AuditEvent"]
+
+
+async def test_conditional_create_in_concurrent_transactions_creates_one(demo: Api) -> None:
+    from gateway.fhir import router
+    from gateway.fhir.context import FhirRequest
+    from tests.smart.scopes_support import open_door, principal_of
+
+    async with open_door(demo) as door:
+        admin = await principal_of(door, "admin")
+
+        def bundle(mrn: str) -> FhirRequest:
+            pid = f"urn:uuid:{uuid.uuid4()}"
+            entries = [
+                {
+                    "fullUrl": pid,
+                    "resource": _patient(mrn),
+                    "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={mrn}"},
+                },
+                {"resource": _obs(pid), "request": {"method": "POST", "url": "Observation"}},
+            ]
+            body = json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries}).encode()
+            return FhirRequest("POST", admin, [], {"content-type": FHIR_JSON}, body)
+
+        results = await asyncio.gather(*(router.handle_system(door.ctx, "bundle", bundle("TXR-1")) for _ in range(3)))
+        assert [r.status for r in results] == [200, 200, 200], [r.body for r in results]
+        created = [r.body["entry"][0]["response"]["status"] for r in results if r.body]
+        assert sorted(created) == ["200 OK", "200 OK", "201 Created"]
+        patients = {r.body["entry"][0]["resource"]["id"] for r in results if r.body}
+        assert len(patients) == 1
+    assert len(ids(await search(demo, "/fhir/Patient", "admin", identifier="TXR-1"))) == 1
+    subjects = await search(demo, "/fhir/Observation", "admin", subject=patients.pop(), _count="10")
+    assert len(ids(subjects)) == 3

@@ -193,3 +193,16 @@ async def _scoped_includes(demo: Api, door: Any, call: Any, match_ids: Any, user
     # A chained parameter is no way around a missing scope either.
     chained = await call(door, no_patient, "GET", "Observation?patient.identifier=DEMO-0001")
     assert match_ids(chained) == []
+
+
+async def test_revinclude_through_user_references(demo: Api) -> None:
+    alice, smith = demo.ids["alice:patient"], demo.ids["smith:provider"]
+    from_smith = await search(demo, "/fhir/Communication", "alice", sender=f"Practitioner/{smith}")
+    expected = {f"Communication/{oid}" for oid in ids(from_smith)}
+    bundle = await search(demo, "/fhir/Practitioner", "alice", _id=smith, _revinclude="Communication:sender")
+    assert expected and included(bundle) == expected
+    to_alice = await search(demo, "/fhir/Patient", "alice", _revinclude="Communication:recipient")
+    assert included(to_alice) == expected
+    assert (
+        included(await search(demo, "/fhir/Patient", "jones", _id=alice, _revinclude="Communication:sender")) == set()
+    )
