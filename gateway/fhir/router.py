@@ -16,8 +16,11 @@ from gateway.errors import GatewayError
 from gateway.fhir import bundles, history, interactions, scoping, search
 from gateway.fhir.capability import capability_statement
 from gateway.fhir.context import FhirContext, FhirRequest, FhirResponse
-from gateway.fhir.outcome import FhirError, from_gateway
+from gateway.fhir.outcome import FhirError, from_gateway, not_found
 from gateway.fhir.registry import RESOURCES, Interaction, ResourceDef
+from gateway.fhir.transaction import in_transaction
+from gateway.policy.scopes import Interaction as ScopeInteraction
+from gateway.policy.scopes import Restriction
 
 Handler = Callable[..., Awaitable[FhirResponse]]
 
@@ -77,6 +80,50 @@ async def scoped_request(
     return scoped
 
 
+_WRITES = frozenset({Interaction.CREATE, Interaction.UPDATE, Interaction.DELETE})
+
+
+async def _restricted_write(
+    ctx: FhirContext,
+    rdef: ResourceDef,
+    route: Route,
+    req: FhirRequest,
+    path: dict[str, Any],
+    restrictions: tuple[Restriction, ...],
+) -> FhirResponse:
+    """A write under a v2 query-restricted scope (``user/Observation.cu?category=laboratory``):
+    the resource must match the restriction before (update, delete: else 404, as if absent)
+    and after (create, update: else 403 naming the scope). The write and the check after it
+    are one database transaction, so a resource that ends up outside is never committed."""
+    probe = replace(req, restrictions=restrictions)
+    async with in_transaction(ctx) as tx:
+        if "id" in path:
+            await scoping.within_restrictions(tx, rdef, probe, path["id"])
+        resp = await route.handler(tx, rdef, req, **path)
+        if resp.status < 300 and route.interaction is not Interaction.DELETE:
+            written = path.get("id") or _written_id(resp)
+            try:
+                if written is None:
+                    raise not_found()
+                await scoping.within_restrictions(tx, rdef, probe, written)
+            except FhirError as exc:
+                queries = " or ".join(r.query for r in restrictions)
+                raise FhirError.of(
+                    403, "forbidden", f"The access token may write {rdef.type} only where {queries}."
+                ) from exc
+    return resp
+
+
+def _written_id(resp: FhirResponse) -> str | None:
+    """The id a create answered with: the body's, else the ``Location`` header's (``return=minimal``)."""
+    if resp.body is not None and resp.body.get("resourceType") != "OperationOutcome" and "id" in resp.body:
+        return str(resp.body["id"])
+    location = next((v for k, v in resp.headers.items() if k.lower() == "location"), None)
+    if location is None:
+        return None
+    return location.split("/fhir/", 1)[-1].split("/")[1]
+
+
 async def handle(
     ctx: FhirContext, resource_type: str, route: Route | None, req: FhirRequest, path: dict[str, Any]
 ) -> FhirResponse:
@@ -85,9 +132,13 @@ async def handle(
         rdef = RESOURCES[resource_type]
         if route is None or not rdef.supports(route.interaction):
             raise FhirError.of(405, "not-supported", f"{req.method} is not supported here for {resource_type}.")
-        req = await scoped_request(ctx, rdef, route, req, path)
-        _guard(rdef, req)
-        return await route.handler(ctx, rdef, req, **path)
+        scoped = await scoped_request(ctx, rdef, route, req, path)
+        _guard(rdef, scoped)
+        if route.interaction in _WRITES:
+            restricted = scoping.access(req, rdef.type, ScopeInteraction(route.interaction.value)).restrictions
+            if restricted is not None:
+                return await _restricted_write(ctx, rdef, route, scoped, path, restricted)
+        return await route.handler(ctx, rdef, scoped, **path)
     except FhirError as exc:
         return error_response(exc)
     except GatewayError as exc:

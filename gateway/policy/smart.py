@@ -25,9 +25,10 @@ Choices (documented here because tests pin them):
   (system, user, patient); when all are restricted, the widest restricted one. This
   never grants more than one of the scopes grants on its own.
 * v2 query restrictions narrow reads and searches (the door ANDs them with the query and
-  answers 404 for a single resource outside them). A create, update or delete needs an
-  unrestricted scope: this server does not evaluate restrictions on a resource not yet
-  stored, so a restricted write is refused rather than guessed.
+  answers 404 for a single resource outside them). Writes under them are judged by the
+  door in one database transaction: an update or delete needs the resource inside the
+  restriction now (else 404), a create or update must leave it inside (else 403, rolled
+  back).
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ _CONTEXTS_OF: dict[PrincipalKind, frozenset[ScopeContext]] = {
     PrincipalKind.SYSTEM: frozenset({ScopeContext.SYSTEM}),
     PrincipalKind.USER: frozenset({ScopeContext.USER, ScopeContext.PATIENT}),
 }
-_WRITES = frozenset({Permission.CREATE, Permission.UPDATE, Permission.DELETE})
 
 
 class ScopeDenied(Exception):
@@ -86,9 +86,6 @@ def authorize(principal: Principal, resource_type: str, interaction: Interaction
             f"The access token's scopes do not allow {interaction.value} on {resource_type}.",
         )
     grant: Grant = next((g for g in grants if g.restrictions is None), grants[0])
-    if grant.restrictions is not None and interaction.permission in _WRITES:
-        needed = f"{grant.context}/{resource_type}.{interaction.permission}"
-        raise ScopeDenied(needed, f"A query-restricted scope does not allow {interaction.value} on {resource_type}.")
     if grant.context is not ScopeContext.PATIENT:
         return ScopedAccess(principal, grant.context, grant.restrictions)
     compartment = _compartment(principal)

@@ -257,11 +257,43 @@ async def test_category_restrictions_and_their_union(demo: Api, door: Door) -> N
     assert match_ids(await call(door, unknown, "GET", "Observation")) == []
 
 
-async def test_restricted_scope_does_not_write(demo: Api, door: Door) -> None:
+async def test_restricted_scope_writes_only_within_its_restriction(demo: Api, door: Door) -> None:
+    """A v2 restricted write scope: a create or update must leave the resource inside the restriction
+    (else 403 and nothing stored); an update or delete of a resource outside it is 404 (as if absent)."""
     alice = demo.ids["alice:patient"]
-    token = await user_token(door, "smith", "user/Observation.cruds?category=laboratory")
-    resp = await call(door, token, "POST", "Observation", _observation(alice))
-    assert resp.status == 403 and "user/Observation.c" in diagnostics(resp)
+    labs = (await _labs_by_patient(demo))[alice]
+    final = next(r["objectId"] for r in labs if r["status"] == "final")
+    corrected = next(r["objectId"] for r in labs if r["status"] == "corrected")
+    token = await user_token(door, "smith", "user/Observation.cruds?status=final")
+    count = len(labs)
+
+    assert (await call(door, token, "POST", "Observation", _observation(alice))).status == 201
+    prelim = {**_observation(alice), "status": "preliminary"}
+    resp = await call(door, token, "POST", "Observation", prelim)
+    assert resp.status == 403 and "status=final" in diagnostics(resp)
+    resp = await call(door, token, "POST", "Observation", prelim, {"Prefer": "return=minimal"})
+    assert resp.status == 403
+    assert len((await _labs_by_patient(demo))[alice]) == count + 1
+
+    session = await principal_of(door, "smith")
+    current = (await call(door, session, "GET", f"Observation/{final}")).body
+    assert current is not None
+    kept = {**current, "note": [{"text": "reviewed"}]}
+    assert (await call(door, token, "PUT", f"Observation/{final}", kept)).status == 200, "update inside"
+    moved = {**current, "status": "amended"}
+    resp = await call(door, token, "PUT", f"Observation/{final}", moved)
+    assert resp.status == 403 and "status=final" in diagnostics(resp)
+    assert (await call(door, session, "PUT", f"Observation/{final}", moved)).status == 200  # rules allow it
+    assert (await call(door, session, "PUT", f"Observation/{final}", current)).status == 200  # back to final
+    versions = (await call(door, session, "GET", f"Observation/{final}/_history")).body
+    assert versions is not None and len(versions["entry"]) == 4  # seed, note, amended, final: no refused version
+
+    outside = (await call(door, session, "GET", f"Observation/{corrected}")).body
+    assert outside is not None
+    assert (await call(door, token, "PUT", f"Observation/{corrected}", outside)).status == 404
+    assert (await call(door, token, "DELETE", f"Observation/{corrected}")).status == 404
+    assert (await demo.get(f"/parse/classes/LabResult/{corrected}", master=True)).status_code == 200
+    assert (await call(door, token, "DELETE", f"Observation/{final}")).status == 204
 
 
 # --------------------------------------------------------------------------- system/ scopes

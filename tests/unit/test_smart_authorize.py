@@ -76,8 +76,6 @@ def test_widest_unrestricted_grant_applies() -> None:
         (PATIENT_USER, "patient/Observation.rs", "Patient", Interaction.READ, "patient/Patient.r"),
         (PATIENT_USER, "system/*.cruds", "Observation", Interaction.READ, "system/Observation.r"),
         (PROVIDER, "patient/*.rs", "Observation", Interaction.READ, "launch/patient"),
-        (PROVIDER, "user/Observation.rs?status=final", "Observation", Interaction.UPDATE, "user/Observation.u"),
-        (PROVIDER, "user/Observation.cruds?status=final", "Observation", Interaction.CREATE, "user/Observation.c"),
         (PROVIDER, "patient/*.cruds", "Patient", Interaction.CREATE, "user/Patient.c"),
     ],
 )
@@ -88,6 +86,15 @@ def test_refusals_name_a_scope(
     with pytest.raises(ScopeDenied) as err:
         authorize(_with(principal, scopes, patient), rtype, interaction)
     assert err.value.scope == named
+
+
+def test_restricted_write_grants_carry_their_restrictions() -> None:
+    """The door judges a restricted write against the stored resource; policy hands it the restriction."""
+    got = authorize(_with(PROVIDER, "user/Observation.cruds?status=final"), "Observation", Interaction.UPDATE)
+    assert got.context is ScopeContext.USER and got.restrictions == (Restriction((("status", "final"),)),)
+    with pytest.raises(ScopeDenied) as err:
+        authorize(_with(PROVIDER, "user/Observation.rs?status=final"), "Observation", Interaction.UPDATE)
+    assert err.value.scope == "user/Observation.u"
 
 
 def test_system_principals_honour_only_system_scopes() -> None:
