@@ -20,6 +20,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from litestar import Request, Response, get, route
 from litestar.enums import HttpMethod
+from litestar.openapi.datastructures import ResponseSpec
 from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -37,6 +38,18 @@ from gateway.store.database import Database
 log = logging.getLogger("gateway.smart")
 
 FORM = "application/x-www-form-urlencoded"
+HTML = "text/html; charset=utf-8"
+_OAUTH_ERROR = ResponseSpec(
+    data_container=dict[str, Any], generate_examples=False, description="OAuth error (error, error_description)"
+)
+_OAUTH_ERRORS = {400: _OAUTH_ERROR, 401: _OAUTH_ERROR}
+_PAGE = ResponseSpec(data_container=str, media_type=HTML, generate_examples=False, description="an HTML page")
+_PAGE_RESPONSES = {
+    302: ResponseSpec(data_container=None, description="to the client's registered redirect URI (code or error)"),
+    400: _PAGE,
+    401: ResponseSpec(data_container=str, media_type=HTML, generate_examples=False, description="wrong password"),
+    403: ResponseSpec(data_container=str, media_type=HTML, generate_examples=False, description="expired form"),
+}
 JSON_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 JWKS_FETCH_TIMEOUT = 5.0
 JWKS_MAX_BYTES = 64 * 1024
@@ -191,21 +204,43 @@ async def _run_endpoint(request: Request[Any, Any, Any], kind: str) -> Response[
     return _json(status, body, headers)
 
 
-@route("/oauth/token", http_method=[HttpMethod.POST], operation_id="oauthToken", tags=["smart"], status_code=200)
+@route(
+    "/oauth/token",
+    http_method=[HttpMethod.POST],
+    operation_id="oauthToken",
+    tags=["smart"],
+    status_code=200,
+    media_type="application/json",
+    responses=_OAUTH_ERRORS,
+)
 async def oauth_token(request: Request[Any, Any, Any]) -> Response[bytes]:
     """OAuth 2 token endpoint: authorization_code (PKCE S256), refresh_token (rotating), client_credentials."""
     return await _run_endpoint(request, "token")
 
 
 @route(
-    "/oauth/introspect", http_method=[HttpMethod.POST], operation_id="oauthIntrospect", tags=["smart"], status_code=200
+    "/oauth/introspect",
+    http_method=[HttpMethod.POST],
+    operation_id="oauthIntrospect",
+    tags=["smart"],
+    status_code=200,
+    media_type="application/json",
+    responses=_OAUTH_ERRORS,
 )
 async def oauth_introspect(request: Request[Any, Any, Any]) -> Response[bytes]:
     """RFC 7662 token introspection (a client may introspect its own tokens)."""
     return await _run_endpoint(request, "introspection")
 
 
-@route("/oauth/revoke", http_method=[HttpMethod.POST], operation_id="oauthRevoke", tags=["smart"], status_code=200)
+@route(
+    "/oauth/revoke",
+    http_method=[HttpMethod.POST],
+    operation_id="oauthRevoke",
+    tags=["smart"],
+    status_code=200,
+    media_type="application/json",
+    responses=_OAUTH_ERRORS,
+)
 async def oauth_revoke(request: Request[Any, Any, Any]) -> Response[bytes]:
     """RFC 7009 token revocation: revokes the token's whole grant."""
     return await _run_endpoint(request, "revocation")
@@ -232,7 +267,7 @@ def _html(status: int, text: str, browser: pages.Browser | None, settings: Setti
     headers = dict(pages.PAGE_HEADERS)
     if browser is not None:
         headers["Set-Cookie"] = pages.cookie_header(settings, browser)
-    return Response(text.encode(), status_code=status, headers=headers, media_type="text/html; charset=utf-8")
+    return Response(text.encode(), status_code=status, headers=headers, media_type=HTML)
 
 
 def _redirect(location: str) -> Response[bytes]:
@@ -466,7 +501,15 @@ def _forces_login(fields: dict[str, str]) -> bool:
     return "login" in (fields.get("prompt") or "").split()
 
 
-@route("/oauth/authorize", http_method=[HttpMethod.GET], operation_id="oauthAuthorize", tags=["smart"], status_code=200)
+@route(
+    "/oauth/authorize",
+    http_method=[HttpMethod.GET],
+    operation_id="oauthAuthorize",
+    tags=["smart"],
+    status_code=200,
+    media_type=HTML,
+    responses=_PAGE_RESPONSES,
+)
 async def oauth_authorize(request: Request[Any, Any, Any]) -> Response[bytes]:
     """OAuth 2 authorization endpoint: the sign-in page, then consent, then a redirect with a code."""
     return await _authorize(request)
@@ -478,6 +521,8 @@ async def oauth_authorize(request: Request[Any, Any, Any]) -> Response[bytes]:
     operation_id="oauthAuthorizePost",
     tags=["smart"],
     status_code=200,
+    media_type=HTML,
+    responses=_PAGE_RESPONSES,
 )
 async def oauth_authorize_post(request: Request[Any, Any, Any]) -> Response[bytes]:
     """The authorization request as a form (SMART ``authorize-post``), and the sign-in and consent forms."""
@@ -545,22 +590,21 @@ async def _authorize(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 
 @get("/.well-known/jwks.json", operation_id="jwks", tags=["smart"], media_type="application/json")
-async def jwks(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def jwks(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     """The public keys that verify the gateway's access and id tokens (current and recently retired)."""
-    body = json.dumps(keyring(_settings(request)).jwks()).encode()
-    return Response(body, media_type="application/json", headers={"Cache-Control": "max-age=300"})
+    return Response(keyring(_settings(request)).jwks(), headers={"Cache-Control": "max-age=300"})
 
 
 @get("/.well-known/openid-configuration", operation_id="openidConfiguration", tags=["smart"])
-async def openid_config(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def openid_config(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """OpenID Connect discovery for ``openid fhirUser``."""
-    return Response(json.dumps(openid_configuration(_settings(request))).encode(), media_type="application/json")
+    return openid_configuration(_settings(request))
 
 
 @get("/fhir/.well-known/smart-configuration", operation_id="smartConfiguration", tags=["smart"])
-async def smart_config(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def smart_config(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """SMART App Launch discovery (``.well-known/smart-configuration`` under the FHIR base)."""
-    return Response(json.dumps(smart_configuration(_settings(request))).encode(), media_type="application/json")
+    return smart_configuration(_settings(request))
 
 
 ROUTES = [
