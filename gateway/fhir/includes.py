@@ -82,6 +82,10 @@ def row_filter(ctx: FhirContext, rdef: ResourceDef, spec: ClassSpec, admitted: A
     return cond
 
 
+ITERATE_ROUNDS = 3
+"""``:iterate`` follows references from included resources this many rounds deep at most."""
+
+
 @dataclass(frozen=True, slots=True)
 class Include:
     """One ``_include`` (``forward``) or ``_revinclude`` value, resolved against the registry."""
@@ -90,17 +94,27 @@ class Include:
     param_name: str
     param: ReferenceParam
     target: str | None
-    """``Type`` from ``Source:param:Type``; for a revinclude always the searched type."""
+    """``Type`` from ``Source:param:Type`` (None: every target of the parameter)."""
     forward: bool
+    iterate: bool = False
 
     @property
     def text(self) -> str:
-        suffix = f":{self.target}" if self.target and (self.forward or len(self.param.targets) > 1) else ""
+        suffix = f":{self.target}" if self.target else ""
         return f"{self.source.type}:{self.param_name}{suffix}"
 
+    def applies_to(self, resource_type: str) -> bool:
+        """Does this value start from resources of ``resource_type``?"""
+        if self.forward:
+            return self.source.type == resource_type
+        return resource_type in self.param.targets and self.target in (None, resource_type)
 
-def parse_include(rdef: ResourceDef, value: str, forward: bool) -> Include | None:
-    """``Source:param[:Type]`` -> :class:`Include`, or ``None`` when this server cannot follow it."""
+
+def parse_include(rdef: ResourceDef, value: str, forward: bool, iterate: bool = False) -> Include | None:
+    """``Source:param[:Type]`` -> :class:`Include`, or ``None`` when this server cannot follow it.
+
+    Without ``:iterate`` the value must start from the searched type; with it, from any type
+    (it is applied to whatever the other values included)."""
     parts = value.split(":")
     if len(parts) not in (2, 3):
         return None
@@ -113,13 +127,10 @@ def parse_include(rdef: ResourceDef, value: str, forward: bool) -> Include | Non
     target = parts[2] if len(parts) == 3 else None
     if target is not None and target not in param.targets:
         return None
-    if forward:
-        if source.type != rdef.type:
-            return None
-        return Include(source, parts[1], param, target, True)
-    if rdef.type not in param.targets or target not in (None, rdef.type):
+    inc = Include(source, parts[1], param, target, forward, iterate)
+    if not iterate and not inc.applies_to(rdef.type):
         return None
-    return Include(source, parts[1], param, rdef.type, False)
+    return inc
 
 
 def _ids(rows: Sequence[Record], column: str, via: Via) -> list[str]:
@@ -133,6 +144,54 @@ def _ids(rows: Sequence[Record], column: str, via: Via) -> list[str]:
     return sorted(out)
 
 
+async def _follow(
+    conn: AsyncConnection,
+    ctx: FhirContext,
+    principal: Principal,
+    start: ResourceDef,
+    rows: Sequence[Record],
+    inc: Include,
+    warnings: list[OutcomeIssue],
+) -> list[tuple[ResourceDef, list[Record]]]:
+    """What one include value adds for ``rows`` of type ``start``, under the policy of each type."""
+    records = ctx.records
+    found: list[tuple[ResourceDef, list[Record]]] = []
+    if inc.forward:
+        for path in inc.param.paths_to(inc.target):
+            target = RESOURCES[path.target]
+            admitted = admit(records, principal, target)
+            if admitted is None:
+                continue
+            ids = _ids(rows, path.column, path.via)
+            if not ids:
+                continue
+            spec = CLASSES[target.class_name]
+            key = spec.table.c.user if path.via is Via.USER else spec.pk
+            cond = and_(key.in_(ids), row_filter(ctx, target, spec, admitted))
+            found.append((target, await select_records(conn, spec, cond, order=[spec.pk.asc()])))
+        return found
+    source = inc.source
+    admitted = admit(records, principal, source)
+    if admitted is None:
+        return found
+    spec = CLASSES[source.class_name]
+    match_ids = [str(r["objectId"]) for r in rows]
+    points = or_(*(p.matching(spec, match_ids) for p in inc.param.paths_to(start.type)))
+    cond = and_(points, row_filter(ctx, source, spec, admitted))
+    batch = await select_records(conn, spec, cond, order=[spec.pk.asc()], limit=MAX_INCLUDED + 1)
+    if len(batch) > MAX_INCLUDED:
+        batch = batch[:MAX_INCLUDED]
+        warnings.append(
+            OutcomeIssue(
+                "too-costly",
+                f"_revinclude={inc.text} was cut at {MAX_INCLUDED} resources; use a smaller _count.",
+                severity="warning",
+            )
+        )
+    found.append((source, batch))
+    return found
+
+
 async def included(
     conn: AsyncConnection,
     ctx: FhirContext,
@@ -141,50 +200,35 @@ async def included(
     rows: Sequence[Record],
     wanted: Sequence[Include],
 ) -> tuple[list[dict[str, Any]], list[OutcomeIssue]]:
-    """The resources ``wanted`` adds to a page of ``rows``, each once, none that is already a match."""
-    records = ctx.records
+    """The resources ``wanted`` adds to a page of ``rows``, each once, none that is already a match.
+
+    Round one applies every value that starts from the searched type to the matches; each
+    further round (``:iterate`` values only, at most :data:`ITERATE_ROUNDS`) applies them to
+    what the round before added."""
     seen = {(rdef.type, str(r["objectId"])) for r in rows}
-    found: list[tuple[ResourceDef, list[Record]]] = []
     warnings: list[OutcomeIssue] = []
     if not rows:
         return [], []
-    for inc in wanted:
-        if inc.forward:
-            for path in inc.param.paths_to(inc.target):
-                target = RESOURCES[path.target]
-                admitted = admit(records, principal, target)
-                if admitted is None:
+    frontier: dict[str, tuple[ResourceDef, list[Record]]] = {rdef.type: (rdef, list(rows))}
+    added: list[tuple[ResourceDef, list[Record]]] = []
+    for round_no in range(1 + ITERATE_ROUNDS):
+        fresh: dict[str, tuple[ResourceDef, list[Record]]] = {}
+        for inc in wanted:
+            if round_no > 0 and not inc.iterate:
+                continue
+            for start, start_rows in frontier.values():
+                if not inc.applies_to(start.type):
                     continue
-                ids = _ids(rows, path.column, path.via)
-                if not ids:
-                    continue
-                spec = CLASSES[target.class_name]
-                key = spec.table.c.user if path.via is Via.USER else spec.pk
-                cond = and_(key.in_(ids), row_filter(ctx, target, spec, admitted))
-                found.append((target, await select_records(conn, spec, cond, order=[spec.pk.asc()])))
-            continue
-        source = inc.source
-        admitted = admit(records, principal, source)
-        if admitted is None:
-            continue
-        spec = CLASSES[source.class_name]
-        match_ids = [str(r["objectId"]) for r in rows]
-        points = or_(*(p.matching(spec, match_ids) for p in inc.param.paths_to(rdef.type)))
-        cond = and_(points, row_filter(ctx, source, spec, admitted))
-        batch = await select_records(conn, spec, cond, order=[spec.pk.asc()], limit=MAX_INCLUDED + 1)
-        if len(batch) > MAX_INCLUDED:
-            batch = batch[:MAX_INCLUDED]
-            warnings.append(
-                OutcomeIssue(
-                    "too-costly",
-                    f"_revinclude={inc.text} was cut at {MAX_INCLUDED} resources; use a smaller _count.",
-                    severity="warning",
-                )
-            )
-        found.append((source, batch))
+                for target, batch in await _follow(conn, ctx, principal, start, start_rows, inc, warnings):
+                    new = [r for r in batch if (target.type, str(r["objectId"])) not in seen]
+                    seen.update((target.type, str(r["objectId"])) for r in new)
+                    if new:
+                        fresh.setdefault(target.type, (target, []))[1].extend(new)
+        if not fresh:
+            break
+        added += fresh.values()
+        frontier = fresh
     out: list[dict[str, Any]] = []
-    for target, batch in found:
-        fresh = [r for r in batch if (target.type, str(r["objectId"])) not in seen]
-        seen.update((target.type, str(r["objectId"])) for r in fresh)
-        out += await to_resources(conn, ctx, target, fresh)
+    for target, batch in added:
+        out += await to_resources(conn, ctx, target, batch)
     return out, warnings

@@ -73,16 +73,16 @@ def _unsupported(plan: SearchPlan, strict: bool, message: str, expression: str) 
 def _result_param(plan: SearchPlan, rdef: ResourceDef, raw_name: str, value: str, strict: bool) -> None:
     name, _, modifier = raw_name.partition(":")
     if name in ("_include", "_revinclude"):
-        if modifier:
-            _unsupported(plan, strict, f"{raw_name} is not supported (no iterate)", raw_name)
+        if modifier not in ("", "iterate", "recurse"):
+            _unsupported(plan, strict, f"{raw_name} is not supported (only :iterate)", raw_name)
             return
-        inc = parse_include(rdef, value, forward=name == "_include")
+        inc = parse_include(rdef, value, forward=name == "_include", iterate=bool(modifier))
         if inc is None:
-            _unsupported(plan, strict, f"Unsupported {name}={value!r} for {rdef.type}", name)
+            _unsupported(plan, strict, f"Unsupported {raw_name}={value!r} for {rdef.type}", raw_name)
             return
-        if all(other.text != inc.text or other.forward != inc.forward for other in plan.includes):
+        if inc not in plan.includes:
             plan.includes.append(inc)
-        plan.echo.append((name, value))
+        plan.echo.append((raw_name, value))
         return
     if name == "_elements":
         wanted = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))

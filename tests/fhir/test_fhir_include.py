@@ -126,7 +126,7 @@ async def test_bad_include_values(demo: Api) -> None:
         headers={**bearer(demo, "alice"), "Prefer": "handling=strict"},
     )
     assert r.status_code == 400, "Observation:performer points at Practitioner, not Patient"
-    lenient = await search(demo, "/fhir/Observation", "alice", **{"_include:iterate": "Observation:patient"})
+    lenient = await search(demo, "/fhir/Observation", "alice", **{"_include:deep": "Observation:patient"})
     assert warnings(lenient) and not included(lenient)
 
 
@@ -206,3 +206,42 @@ async def test_revinclude_through_user_references(demo: Api) -> None:
     assert (
         included(await search(demo, "/fhir/Patient", "jones", _id=alice, _revinclude="Communication:sender")) == set()
     )
+
+
+async def test_iterate_follows_included_resources(demo: Api) -> None:
+    alice, bob = demo.ids["alice:patient"], demo.ids["bob:patient"]
+    smith, jones = demo.ids["smith:provider"], demo.ids["jones:provider"]
+    two_hops = await search(
+        demo,
+        "/fhir/Observation",
+        "alice",
+        _include="Observation:patient",
+        _count="2",
+        **{"_include:iterate": "Patient:general-practitioner"},
+    )
+    assert included(two_hops) == {f"Patient/{alice}", f"Practitioner/{smith}"}
+    without = await search(demo, "/fhir/Observation", "alice", _include="Observation:patient", _count="2")
+    assert included(without) == {f"Patient/{alice}"}, "without :iterate the second hop is not taken"
+    # jones's patients, then their results: bob's only, never alice's.
+    chain = await search(
+        demo,
+        "/fhir/Practitioner",
+        "jones",
+        _id=jones,
+        _revinclude="Patient:general-practitioner",
+        **{"_revinclude:iterate": "Observation:patient"},
+    )
+    got = included(chain)
+    assert f"Patient/{bob}" in got and f"Patient/{alice}" not in got
+    bobs = {f"Observation/{oid}" for oid in ids(await search(demo, "/fhir/Observation", "jones", _count="1000"))}
+    assert {i for i in got if i.startswith("Observation/")} == bobs and bobs
+    # A Patient reached by iterate is still only one the caller may read.
+    smith_view = await search(
+        demo,
+        "/fhir/Practitioner",
+        "smith",
+        _id=jones,
+        _revinclude="Patient:general-practitioner",
+        **{"_revinclude:iterate": "Observation:patient"},
+    )
+    assert included(smith_view) == set()
