@@ -7,8 +7,11 @@ One run, same machine, same load generator, two servers side by side:
       (SQLite WAL + synchronous=FULL, or PostgreSQL synchronous_commit=on) before each ACK.
 Each is driven over 1 connection and over 8, every sender waiting for its ACK before the next
 message (classic MLLP); ``--pipeline K`` keeps K messages in flight per connection instead.
-Every message is a distinct 16-segment ORU^R01 (MSH, PID, ORC, OBR, 12 OBX) for one of 200
-patients, so (b) creates a LabResult per OBX. Prints messages/s and the ratio b/a (target >= 0.7).
+Every message is a distinct 16-segment ORU^R01 (MSH, PID, ORC, OBR, 12 OBX) for one of
+``--patients`` patients (50), so (b) creates a LabResult per OBX. Before each timed run one
+message per patient is sent untimed, so the figure is the steady state of a feed whose patients
+exist (the first message of a new patient also creates its profile, role and care team, which
+costs more: ``--patients 100000`` measures that case). Prints messages/s and b/a (target >= 0.7).
 A parse-only baseline (python-hl7 parse + ACK, no mapping) is printed too, for reference.
 
 Usage: .venv/bin/python bench/hl7_ingest.py [--seconds 10] [--connections 1,8] [--pipeline 1]
@@ -63,7 +66,7 @@ _PROVIDER = "1234567893^Okafor^Chidi^^^^MD^^NPI&2.16.840.1.113883.4.6&ISO^L^^^NP
 
 
 def oru(control_id: str, patient: int) -> bytes:
-    """A distinct 16-segment ORU^R01: its own control id and order number, one of 200 patients."""
+    """A distinct 16-segment ORU^R01: its own control id and order number, for patient number ``patient``."""
     t = "20260114074500-0500"
     segs = [
         f"MSH|^~\\&|BEAKER|NORTHWIND LAB|PORTAL|PORTAL GW|20260114093015-0500||ORU^R01^ORU_R01|{control_id}|P|2.5.1",
@@ -147,13 +150,27 @@ def gateway_server(database_url: str) -> Iterator[int]:
 # ---- the load generator -------------------------------------------------------------------------
 
 
-async def drive(port: int, connections: int, seconds: float, pipeline: int, tag: str) -> float:
+async def _warm(port: int, patients: int, tag: str) -> None:
+    """One message per patient, untimed, over one connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=16 * 1024 * 1024)
+    try:
+        for p in range(patients):
+            writer.write(START + oru(f"{tag}-warm-{p}", p) + END)
+            await writer.drain()
+            await reader.readuntil(END)
+    finally:
+        writer.close()
+
+
+async def drive(port: int, connections: int, seconds: float, pipeline: int, tag: str, patients: int) -> float:
     """ACKed messages/s over ``connections`` MLLP connections during ``seconds`` (after a 2 s warm-up).
 
     Every ACK must be AA; anything else aborts the run (a figure with failures does not count)."""
     counted = 0
     measuring = False
     stop = False
+    if patients <= 1000:
+        await _warm(port, patients, tag)
 
     async def sender(c: int) -> None:
         nonlocal counted
@@ -164,7 +181,7 @@ async def drive(port: int, connections: int, seconds: float, pipeline: int, tag:
             while not stop or in_flight:
                 while not stop and len(in_flight) < pipeline:
                     control = f"{tag}-{c}-{seq}"
-                    writer.write(START + oru(control, (c * 7919 + seq) % 200) + END)
+                    writer.write(START + oru(control, (c * 7919 + seq) % patients) + END)
                     in_flight.append(control)
                     seq += 1
                 await writer.drain()
@@ -189,8 +206,8 @@ async def drive(port: int, connections: int, seconds: float, pipeline: int, tag:
     return counted / elapsed
 
 
-def measure(port: int, connections: int, seconds: float, pipeline: int, tag: str) -> float:
-    return asyncio.run(drive(port, connections, seconds, pipeline, tag))
+def measure(port: int, connections: int, seconds: float, pipeline: int, tag: str, patients: int) -> float:
+    return asyncio.run(drive(port, connections, seconds, pipeline, tag, patients))
 
 
 def _postgres_database(admin_url: str) -> str:
@@ -217,6 +234,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", default="1,8")
     parser.add_argument("--pipeline", type=int, default=1, help="messages in flight per connection")
+    parser.add_argument("--patients", type=int, default=50, help="distinct patients the messages are for")
     parser.add_argument("--postgres", default=None, help="admin URL of a PostgreSQL server to bench too")
     parser.add_argument("--serve-baseline", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--parse-only", action="store_true", help=argparse.SUPPRESS)
@@ -234,11 +252,15 @@ def main() -> None:
         for backend, url in backends:
             with gateway_server(url) as gw, baseline_server(True) as base, baseline_server(False) as parse_only:
                 for n in fan:
-                    a0 = measure(parse_only, n, args.seconds, args.pipeline, f"P{run}{backend}{n}")
-                    a = measure(base, n, args.seconds, args.pipeline, f"A{run}{backend}{n}")
-                    b = measure(gw, n, args.seconds, args.pipeline, f"B{run}{backend}{n}")
+                    common = (n, args.seconds, args.pipeline)
+                    a0 = measure(parse_only, *common, f"P{run}{backend}{n}", args.patients)
+                    a = measure(base, *common, f"A{run}{backend}{n}", args.patients)
+                    b = measure(gw, *common, f"B{run}{backend}{n}", args.patients)
                     rows.append((backend, n, a0, a, b))
-    print(f"HL7 ingest over MLLP, {args.seconds:.0f} s per figure, pipeline {args.pipeline} per connection")
+    print(
+        f"HL7 ingest over MLLP, {args.seconds:.0f} s per figure, pipeline {args.pipeline} per connection, "
+        f"{args.patients} patients"
+    )
     print(f"{'backend':<11}{'conns':>6}{'parse+ACK':>11}{'(a) +map':>10}{'(b) store':>11}{'b/a':>7}{'b/parse':>9}")
     for backend, n, a0, a, b in rows:
         print(f"{backend:<11}{n:>6}{a0:>11.1f}{a:>10.1f}{b:>11.1f}{b / a:>7.2f}{b / a0:>9.2f}")

@@ -113,6 +113,7 @@ def create_app(
                 audit_checkpoints.log.exception("final audit checkpoint failed")
         if listener is not None:
             await listener.stop()
+        hl7.committer.dispose()
         records.reads.close()
         await database.dispose()
 
