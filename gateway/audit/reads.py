@@ -66,6 +66,10 @@ _patients = table_of(PatientProfile)
 log = logging.getLogger("gateway.audit.reads")
 
 
+_READ_ACTIONS = {"vread": AuditAction.VREAD, "history": AuditAction.HISTORY}
+"""FHIR read interactions recorded under their own action (``AuditEvent.subtype`` vread/history-instance)."""
+
+
 def is_audited(class_name: str) -> bool:
     return class_name in AUDITED_CLASSES
 
@@ -131,12 +135,13 @@ class ReadAuditor:
         if not self.enabled or not is_audited(class_name):
             return
         patient = patient_of(class_name, record)
-        metadata: dict[str, Any] = {"interaction": interaction} if interaction else {}
+        action = _READ_ACTIONS.get(interaction or "", AuditAction.READ)
+        metadata: dict[str, Any] = {}
         inc = sorted({f"{c}/{r['objectId']}" for c, r in included if c in HEALTH_CLASSES})
         if inc:
             metadata["included"] = inc if len(inc) <= IDS_LISTED else ids_digest(inc)
         entry = AuditEntry(
-            AuditAction.READ,
+            action,
             principal,
             class_name,
             str(record["objectId"]),

@@ -53,6 +53,8 @@ HASHED_FIELDS = (
 class AuditAction(StrEnum):
     CREATE = "create"
     READ = "read"
+    VREAD = "vread"
+    HISTORY = "history"
     UPDATE = "update"
     DELETE = "delete"
     SEARCH = "search"

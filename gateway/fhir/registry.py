@@ -36,6 +36,7 @@ from mappings.native_fhir import ResourceMapping
 from mappings.native_fhir.codes import (
     APPOINTMENT_STATUS,
     AUDIT_ACTIONS,
+    AUDIT_DICOM_TYPES,
     AUDIT_EVENT_TYPE,
     CAREPLAN_CATEGORY,
     CAREPLAN_CATEGORY_CODE,
@@ -128,8 +129,15 @@ _AUDIT_SUBTYPES = {
 }
 _AUDIT_TYPES = {
     (AUDIT_EVENT_TYPE, "rest"): tuple(a for a, v in AUDIT_ACTIONS.items() if v[1] != DICOM_DCM),
-    (DICOM_DCM, "110114"): tuple(a for a, v in AUDIT_ACTIONS.items() if v[1] == DICOM_DCM),
+    **{
+        (DICOM_DCM, code): tuple(
+            a for a, v in AUDIT_ACTIONS.items() if v[1] == DICOM_DCM and AUDIT_DICOM_TYPES[v[2]][0] == code
+        )
+        for code in dict.fromkeys(t for t, _ in AUDIT_DICOM_TYPES.values())
+    },
 }
+"""``AuditEvent.type`` -> native actions: ``rest``, or the DICOM event type of each DICOM subtype
+(110114 User Authentication, 110113 Security Alert, 110107 Import: ``codes.AUDIT_DICOM_TYPES``)."""
 _AUDIT_ACTION_CODES = {
     (_ACTION_CODE, code): tuple(a for a, v in AUDIT_ACTIONS.items() if v[0] == code)
     for code in dict.fromkeys(v[0] for v in AUDIT_ACTIONS.values())
@@ -268,7 +276,8 @@ RESOURCES: Mapping[str, ResourceDef] = MappingProxyType(
                         "type",
                         "action",
                         _AUDIT_TYPES,
-                        "rest, DICOM 110114 (login/logout), or the native action under our audit-action system",
+                        "rest, DICOM 110114 (login/logout), 110113 (sign-up, activation), 110107 (HL7 import), "
+                        "or the native action under our audit-action system",
                         local_system="{base}/" + CS_AUDIT_ACTION,
                     ),
                     CodeSetParam("subtype", "action", _AUDIT_SUBTYPES, "restful-interaction code or DICOM 110122/3"),

@@ -238,12 +238,12 @@ async def test_fhir_door_actions(demo: Api, demo_database: Any) -> None:
     await trail.mark()
     r = await demo.client.get(f"/fhir/Observation/{lab_id}/_history/1", headers=auth)
     assert r.status_code == 200
-    entry = await trail.one("read", "LabResult")
+    entry = await trail.one("vread", "LabResult")
     assert (await _event(demo, entry))["subtype"][0]["code"] == "vread"
     await trail.new()
     r = await demo.client.get(f"/fhir/Observation/{lab_id}/_history", headers=auth)
     assert r.status_code == 200
-    entry = await trail.one("read", "LabResult")
+    entry = await trail.one("history", "LabResult")
     assert (await _event(demo, entry))["subtype"][0]["code"] == "history-instance"
     assert (await verify_chain(url)).ok
 

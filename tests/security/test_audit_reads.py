@@ -21,7 +21,7 @@ from gateway.store.database import Database
 from gateway.store.engine import create_engine
 from gateway.store.models import AuditLog, table_of
 from tests.api_support import Api, make_settings
-from tests.fhir.support import bearer, lab
+from tests.fhir.support import bearer, lab, master_headers
 
 _log = table_of(AuditLog)
 
@@ -125,17 +125,21 @@ async def test_fhir_read_vread_history_search(demo: Api, demo_database: Any) -> 
     lab_id = await lab(demo, status="final")
     auth = bearer(demo, "smith")
     steps = [
-        (f"/fhir/Observation/{lab_id}", "read", None),
-        (f"/fhir/Observation/{lab_id}/_history/1", "read", "vread"),
-        (f"/fhir/Observation/{lab_id}/_history", "read", "history"),
+        (f"/fhir/Observation/{lab_id}", "read", "read"),
+        (f"/fhir/Observation/{lab_id}/_history/1", "vread", "vread"),
+        (f"/fhir/Observation/{lab_id}/_history", "history", "history-instance"),
     ]
-    for path, action, interaction in steps:
+    for path, action, subtype in steps:
         before = await _max_seq(url)
         r = await demo.client.get(path, headers=auth)
         assert r.status_code == 200, r.text
         [entry] = await _entries_after(url, before)
         assert (entry.action, entry.entityType, entry.entityId) == (action, "LabResult", lab_id)
-        assert (entry.metadata or {}).get("interaction") == interaction
+        event = (await demo.client.get(f"/fhir/AuditEvent/{entry.objectId}", headers=master_headers())).json()
+        assert event["subtype"][0]["code"] == subtype and event["action"] == "R"
+        found = await demo.client.get("/fhir/AuditEvent", params={"subtype": subtype}, headers=master_headers())
+        assert entry.objectId in {e["resource"]["id"] for e in found.json().get("entry", [])}
+        await _entries_after(url, before)  # (the AuditEvent reads above are audited too)
         assert entry.patient == demo.ids["alice:patient"] and entry.actor == demo.ids["dr.smith:user"]
     before = await _max_seq(url)
     r = await demo.client.get("/fhir/Observation", headers=auth, params={"patient": demo.ids["alice:patient"]})
