@@ -72,6 +72,7 @@ def create_app(
             settings.mllp_port,
             max_bytes=settings.mllp_max_bytes,
             idle_seconds=settings.mllp_idle_seconds,
+            frame_seconds=settings.mllp_frame_seconds,
             allowed_sources=settings.mllp_allowed_sources,
             max_connections=settings.mllp_max_connections,
         )

@@ -43,6 +43,9 @@ class Settings:
     """Largest HL7 message accepted over MLLP or POST /hl7v2; a larger one is answered AR and dead-lettered."""
     mllp_idle_seconds: float = 300.0
     """An MLLP connection silent for this long is closed."""
+    mllp_frame_seconds: float = 60.0
+    """A message must arrive whole within this long of its first byte (a sender trickling bytes is
+    closed: the idle timeout alone never trips on it)."""
     mllp_allowed_sources: tuple[str, ...] = ()
     """Addresses or CIDR networks that may open MLLP connections; empty allows any."""
     mllp_max_connections: int = 256
@@ -105,6 +108,7 @@ class Settings:
             "mllp_port": _env_int("GATEWAY_MLLP_PORT", base.mllp_port),
             "mllp_max_bytes": _env_int("GATEWAY_MLLP_MAX_BYTES", base.mllp_max_bytes),
             "mllp_idle_seconds": float(_env_int("GATEWAY_MLLP_IDLE_SECONDS", int(base.mllp_idle_seconds))),
+            "mllp_frame_seconds": float(_env_int("GATEWAY_MLLP_FRAME_SECONDS", int(base.mllp_frame_seconds))),
             "mllp_allowed_sources": tuple(
                 p.strip() for p in env.get("GATEWAY_MLLP_ALLOWED_SOURCES", "").split(",") if p.strip()
             ),

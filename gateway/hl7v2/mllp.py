@@ -3,7 +3,9 @@
 Framing faults (stray bytes, an unterminated frame, a frame over the size limit, a
 reset) are logged with sizes only, never content, and never end the listener or
 another connection. An oversize frame is answered AR and logged as a dead letter; an
-idle connection is closed after ``idle_seconds``. Each ACK is written only after
+idle connection is closed after ``idle_seconds``, and one whose message is not complete
+``frame_seconds`` after its first byte (a sender trickling bytes, which never looks idle)
+is closed too, the partial frame discarded and logged by size. Each ACK is written only after
 ``Ingest`` returns, i.e. after the transaction holding the message committed.
 
 Pipelining: a sender may send several frames before reading ACKs. The reader submits
@@ -44,6 +46,7 @@ class MllpServer:
         *,
         max_bytes: int = 16 * 1024 * 1024,
         idle_seconds: float = 300.0,
+        frame_seconds: float = 60.0,
         allowed_sources: tuple[str, ...] = (),
         max_connections: int = 256,
         max_in_flight: int = 32,
@@ -53,6 +56,7 @@ class MllpServer:
         self.port = port
         self.max_bytes = max_bytes
         self.idle_seconds = idle_seconds
+        self.frame_seconds = frame_seconds
         self.allowed = [ipaddress.ip_network(s, strict=False) for s in allowed_sources]
         self.max_connections = max_connections
         self.max_in_flight = max_in_flight
@@ -103,14 +107,38 @@ class MllpServer:
         acks: asyncio.Queue[Awaitable[list[Reply]] | None] = asyncio.Queue(self.max_in_flight)
         acker = asyncio.create_task(self._write_acks(acks, writer, peer))
         try:
+            loop = asyncio.get_running_loop()
+            frame_deadline: float | None = None
             while not acker.done():
-                chunk = await asyncio.wait_for(reader.read(_READ), self.idle_seconds)
+                wait = self.idle_seconds
+                if frame_deadline is not None:
+                    wait = min(wait, frame_deadline - loop.time())
+                    if wait <= 0:
+                        log.warning(
+                            "MLLP %s: message not complete %.0fs after its first byte; %d bytes discarded, closing",
+                            peer,
+                            self.frame_seconds,
+                            framer.pending,
+                        )
+                        break
+                try:
+                    chunk = await asyncio.wait_for(reader.read(_READ), wait)
+                except TimeoutError:
+                    if frame_deadline is not None and loop.time() >= frame_deadline:
+                        continue  # reported above
+                    raise
                 if not chunk:
                     break
+                completed = False
                 for event in framer.feed(chunk):
                     pending = self._event(event, delivery)
                     if pending is not None:
+                        completed = True
                         await acks.put(pending)
+                if not framer.pending:
+                    frame_deadline = None
+                elif frame_deadline is None or completed:  # the clock starts at a frame's first byte
+                    frame_deadline = loop.time() + self.frame_seconds
             if framer.pending:
                 log.warning("MLLP %s: connection closed inside a frame; %d bytes discarded", peer, framer.pending)
             await acks.put(None)

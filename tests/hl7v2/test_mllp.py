@@ -230,3 +230,55 @@ async def test_source_restriction_and_connection_cap(db: Database) -> None:
     finally:
         await closed.stop()
         await capped.stop()
+
+
+async def test_d04_idle_connection_is_closed(db: Database) -> None:
+    from gateway.hl7v2 import Ingest
+
+    server = MllpServer(Ingest(db), "127.0.0.1", 0, idle_seconds=0.3)
+    await server.start()
+    try:
+        idle = await RawMllp.open(server.port)
+        assert await _closed(idle), "closed after the idle timeout"
+        await idle.close()
+        fresh = await RawMllp.open(server.port)
+        assert msa(await fresh.send(wire(FIXTURES / "cbc-sunquest.hl7")))[1] == "AA"
+        await fresh.close()
+    finally:
+        await server.stop()
+
+
+async def test_d05_trickling_sender_is_closed_and_others_are_unaffected(db: Database) -> None:
+    """A sender dribbling a message never looks idle; the per-message deadline closes it."""
+    from gateway.hl7v2 import Ingest
+
+    server = MllpServer(Ingest(db), "127.0.0.1", 0, idle_seconds=30, frame_seconds=0.8)
+    await server.start()
+    try:
+        slow = await RawMllp.open(server.port)
+        other = await RawMllp.open(server.port)
+        message = b"\x0b" + wire(FIXTURES / "cbc-sunquest.hl7")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        closed = False
+        for i in range(40):  # 40 bytes at 0.1 s: never idle, never complete
+            try:
+                await slow.send_raw(message[i : i + 1])
+            except ConnectionError:
+                closed = True
+                break
+            if i == 3:
+                t0 = loop.time()
+                assert msa(await other.send(wire(FIXTURES / "chem-panel-beaker.hl7")))[1] == "AA"
+                assert loop.time() - t0 < 5, "another connection is served meanwhile"
+            if slow.reader.at_eof():
+                closed = True
+                break
+            await asyncio.sleep(0.1)
+        closed = closed or await _closed(slow)
+        assert closed and loop.time() - started < 4, "closed soon after the per-message deadline"
+        await slow.close()
+        await other.close()
+        assert [d["outcome"] for d in await dead_letters(db)] == [], "a partial frame is never acknowledged or applied"
+    finally:
+        await server.stop()
