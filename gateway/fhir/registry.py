@@ -291,6 +291,20 @@ RESOURCES: Mapping[str, ResourceDef] = MappingProxyType(
 )
 """Resource type -> definition; the only list of what the FHIR door serves."""
 
+MANDATORY: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "Patient": (),
+        "Practitioner": (),
+        "Observation": ("status", "code"),
+        "CarePlan": ("status", "intent", "subject"),
+        "Communication": ("status",),
+        "Appointment": ("status", "participant"),
+        "AuditEvent": ("type", "recorded", "agent", "source"),
+    }
+)
+"""Top-level elements with minimum cardinality 1 in R4: ``_elements`` always keeps them (FHIR R4
+§3.1.1.5.9 "Servers SHOULD always return mandatory elements")."""
+
 RESULT_PARAMS = frozenset(
     {"_count", "_sort", "_total", "_summary", "_format", "_pretty", "_cursor", "_elements", "_include", "_revinclude"}
 )

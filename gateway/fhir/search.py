@@ -19,7 +19,7 @@ from gateway.fhir.cursor import Cursor, query_digest
 from gateway.fhir.includes import Include, admit, included, parse_include, row_filter
 from gateway.fhir.outcome import FhirError, OutcomeIssue, bad_request, outcome
 from gateway.fhir.params import ReferenceParam, SearchParam, missing_clause
-from gateway.fhir.registry import RESOURCES, RESULT_PARAMS, ResourceDef
+from gateway.fhir.registry import MANDATORY, RESOURCES, RESULT_PARAMS, ResourceDef
 from gateway.fhir.render import to_resources
 from gateway.policy.clp import Op
 from gateway.store.classes import CLASSES, ClassSpec
@@ -259,9 +259,10 @@ def _key(record: Record, column: Any) -> Any:
 
 
 def _subset(resource: dict[str, Any], elements: tuple[str, ...]) -> dict[str, Any]:
-    """``_elements`` (FHIR R4 §3.1.1.5.9): the named top-level elements plus the mandatory
-    ``resourceType``/``id``/``meta``, tagged SUBSETTED so nobody mistakes it for the whole."""
-    out = {k: v for k, v in resource.items() if k in ("resourceType", "id", "meta") or k in elements}
+    """``_elements`` (FHIR R4 §3.1.1.5.9): the named top-level elements plus ``resourceType``/``id``/
+    ``meta`` and the type's mandatory elements, tagged SUBSETTED so nobody mistakes it for the whole."""
+    keep = {"resourceType", "id", "meta", *elements, *MANDATORY[resource["resourceType"]]}
+    out = {k: v for k, v in resource.items() if k in keep}
     meta = dict(out.get("meta") or {})
     meta["tag"] = [*meta.get("tag", []), SUBSETTED]
     out["meta"] = meta

@@ -27,3 +27,23 @@ async def test_every_type_every_row_and_every_history_entry(demo: Api) -> None:
     valid((await demo.client.get("/fhir/metadata")).json())
     r = await fget(demo, "/fhir/Observation", "admin", bogus="1")
     valid(r.json())
+
+
+def test_mandatory_elements_table_matches_the_schema() -> None:
+    """``_elements`` keeps registry.MANDATORY. The official schema requires the complex ones (a
+    primitive may come as ``_status`` alone, so JSON schema cannot require it); the R4B models flag
+    the primitive ones: together they must be exactly the table."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    from gateway.fhir.registry import MANDATORY
+    from tests.fhir.support import _definitions
+
+    for rtype in RESOURCES:
+        complex_ = set(_definitions()[rtype].get("required", [])) - {"resourceType"}
+        fields = get_fhir_model_class(rtype).model_fields
+        primitive = {
+            (f.alias or name).removesuffix("__ext")
+            for name, f in fields.items()
+            if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("element_required")
+        }
+        assert complex_ | primitive == set(MANDATORY[rtype]), (rtype, complex_, primitive)
