@@ -129,6 +129,7 @@ class ReadAuditor:
         *,
         interaction: str | None = None,
         included: Sequence[tuple[str, Mapping[str, Any]]] = (),
+        db: Database | None = None,
     ) -> None:
         """One entry for one record returned (``interaction``: ``vread``/``history`` from the FHIR door;
         ``included``: objects a Parse ``include`` expanded, listed in the entry when they are health data)."""
@@ -148,7 +149,7 @@ class ReadAuditor:
             PatientLink(patient, None) if patient else None,
             metadata=metadata,
         )
-        await self._submit([entry])
+        await self._submit([entry], db)
 
     async def search(
         self,
@@ -158,6 +159,7 @@ class ReadAuditor:
         *,
         query: str | None = None,
         included: Sequence[tuple[str, Mapping[str, Any]]] = (),
+        db: Database | None = None,
     ) -> None:
         """Entries for one search: one per patient in the result (one with no patient when it is empty).
 
@@ -187,12 +189,23 @@ class ReadAuditor:
                 metadata["included"] = inc if len(inc) <= IDS_LISTED else ids_digest(inc)
             link = PatientLink(patient, None) if patient else None
             entries.append(AuditEntry(AuditAction.SEARCH, principal, class_name, entity_id, link, metadata=metadata))
-        await self._submit(entries)
+        await self._submit(entries, db)
 
     # ------------------------------------------------------------ group commit
 
-    async def _submit(self, entries: list[AuditEntry]) -> None:
-        """Queue the entries and return once the transaction holding them has committed."""
+    async def _submit(self, entries: list[AuditEntry], db: Database | None = None) -> None:
+        """Queue the entries and return once the transaction holding them has committed.
+
+        ``db``: the caller's database handle. When it is not ours, the read runs inside a
+        transaction the caller already holds (a FHIR transaction Bundle, a conditional
+        interaction: ``gateway.fhir.transaction.BoundDatabase``); the entries are then written
+        in that transaction and commit or roll back with it. Queuing them instead would wait
+        for a group commit that needs the lock the caller's transaction holds: a deadlock.
+        """
+        if db is not None and db is not self.db:
+            async with db.write() as conn:
+                await append_many(conn, await _with_patient_users(conn, entries))
+            return
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         self._pending.append((entries, done))

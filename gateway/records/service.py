@@ -144,14 +144,16 @@ class Records:
             if include:
                 await self.expand(conn, principal, spec, [record], include)
         if audit:
-            await self.reads.read(principal, class_name, record, included=included_records([record]) if include else [])
+            await self.reads.read(
+                principal, class_name, record, included=included_records([record]) if include else [], db=self.db
+            )
         return record
 
     async def audit_read(
         self, principal: Principal, class_name: str, record: Mapping[str, Any], *, interaction: str | None = None
     ) -> None:
         """For reads that do not go through ``get`` (FHIR vread/history): same rules, same entry."""
-        await self.reads.read(principal, class_name, record, interaction=interaction)
+        await self.reads.read(principal, class_name, record, interaction=interaction, db=self.db)
 
     async def audit_search(
         self,
@@ -163,7 +165,7 @@ class Records:
         included: Sequence[tuple[str, Mapping[str, Any]]] = (),
     ) -> None:
         """For searches that do not go through ``find_records`` (the FHIR door's keyset search)."""
-        await self.reads.search(principal, class_name, records, query=query, included=included)
+        await self.reads.search(principal, class_name, records, query=query, included=included, db=self.db)
 
     def filter_for(self, spec: ClassSpec, principal: Principal) -> ColumnElement[bool]:
         return read_filter(spec, principal, self.db.dialect)
@@ -327,7 +329,6 @@ class Records:
                 entry = AuditEntry(action, principal, class_name, object_id, summary=exc.message, outcome="denied")
                 await append(conn, entry)
             raise
-
 
     async def _writable(self, conn: AsyncConnection, principal: Principal, spec: ClassSpec, object_id: str) -> Record:
         """Parse answers 101 both for an invisible object and for one the caller may read but not write."""

@@ -234,3 +234,34 @@ async def test_fhir_search_include_lists_the_included_resources(demo: Api, demo_
     [entry] = await _entries_after(url, before)
     assert entry.patient == alice and entry.entityId == lab_id
     assert entry.metadata["included"] == [f"PatientProfile/{alice}"]
+
+
+async def test_reads_inside_a_transaction_bundle_commit_with_it(demo: Api, demo_database: Any) -> None:
+    """A read or search entry of a transaction Bundle is written in the Bundle's own transaction:
+    no wait on the group commit (which would need the lock the Bundle holds), all or nothing."""
+    url, _ = demo_database
+    lab_id = await lab(demo, status="final")
+    alice = demo.ids["alice:patient"]
+    resource = {
+        "resourceType": "Appointment",
+        "status": "booked",
+        "start": "2030-02-03T09:00:00Z",
+        "end": "2030-02-03T09:30:00Z",
+        "participant": [{"actor": {"reference": f"Patient/{alice}"}, "status": "accepted"}],
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": resource, "request": {"method": "POST", "url": "Appointment"}},
+            {"request": {"method": "GET", "url": f"Observation/{lab_id}"}},
+            {"request": {"method": "GET", "url": f"Observation?patient={alice}"}},
+        ],
+    }
+    before = await _max_seq(url)
+    headers = {**bearer(demo, "smith"), "Content-Type": "application/fhir+json"}
+    r = await asyncio.wait_for(demo.client.post("/fhir", json=bundle, headers=headers), 20)
+    assert r.status_code == 200, r.text
+    actions = sorted((e.action, e.entityType) for e in await _entries_after(url, before))
+    assert actions == [("create", "Appointment"), ("read", "LabResult"), ("search", "LabResult")]
+    assert (await verify_chain(url)).ok
