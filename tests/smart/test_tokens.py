@@ -252,3 +252,24 @@ async def test_signed_in_browser_skips_login_unless_prompt_login(smart: Smart) -
     assert again.status_code == 200 and 'name="decision"' in again.text
     forced = await smart.client.get("/oauth/authorize", params=smart.authorize_params(prompt="login"))
     assert forced.status_code == 200 and 'name="password"' in forced.text and 'name="decision"' not in forced.text
+
+
+async def test_jku_and_x5u_headers_are_never_fetched(smart: Smart) -> None:
+    import socket
+
+    tok = await smart.tokens_for("alice")
+    claims = _claims(tok["access_token"])
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    listener.settimeout(0.5)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/keys"
+    try:
+        attacker = RSAKey.generate_key(2048, private=True)
+        for header in ({"jku": url}, {"x5u": url}, {"jku": url, "kid": "attacker"}):
+            token = _resign(smart, claims, attacker, **header)
+            assert await _status(smart, token) == 401
+        with pytest.raises(TimeoutError):
+            listener.accept()
+    finally:
+        listener.close()
