@@ -203,9 +203,7 @@ class GroupCommitter:
                     loop_calls.append((failed.entry, None, failed.error))
                 continue
             except _Suspended:
-                if loop_calls:  # jobs already failed for good keep their outcome
-                    self._resolve_later(loop_calls)
-                raise
+                raise  # nothing resolved: the async path runs the whole group again
             except Exception as exc:
                 loop_calls.extend((entry, None, exc) for entry in live)
                 break

@@ -141,8 +141,9 @@ class MllpServer:
                     frame_deadline = loop.time() + self.frame_seconds
             if framer.pending:
                 log.warning("MLLP %s: connection closed inside a frame; %d bytes discarded", peer, framer.pending)
-            await acks.put(None)
-            await acker  # the sender may half-close and still read the ACKs of what it sent
+            if not acker.done():
+                await acks.put(None)
+                await acker  # the sender may half-close and still read the ACKs of what it sent
         except TimeoutError:
             log.info("MLLP %s: idle for %.0fs, closing", peer, self.idle_seconds)
         except (ConnectionError, asyncio.IncompleteReadError):

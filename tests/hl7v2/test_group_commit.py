@@ -140,3 +140,23 @@ async def test_ack_is_written_after_the_commit(listener: MllpServer, db: Databas
     finally:
         await client.close()
         await other.dispose()
+
+
+async def test_a_job_that_really_suspends_runs_on_the_async_path(db: Database) -> None:
+    """The sync shortcut only drives jobs whose awaits never suspend; another job still runs, correctly."""
+    from sqlalchemy import text
+
+    from gateway.hl7v2.committer import GroupCommitter
+
+    committer = GroupCommitter(db)
+
+    async def plain(conn: Any) -> int:
+        return int((await conn.execute(text("SELECT 1"))).scalar_one())
+
+    async def suspending(conn: Any) -> int:
+        await asyncio.sleep(0)  # a real suspension: not possible inside the worker thread
+        return int((await conn.execute(text("SELECT 2"))).scalar_one())
+
+    assert await asyncio.gather(committer.run(plain), committer.run(suspending)) == [1, 2]
+    assert committer.groups == 1 and committer.jobs == 2
+    committer.dispose()
