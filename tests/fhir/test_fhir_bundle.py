@@ -339,3 +339,51 @@ async def test_conditional_create_in_concurrent_transactions_creates_one(demo: A
     assert len(ids(await search(demo, "/fhir/Patient", "admin", identifier="TXR-1"))) == 1
     subjects = await search(demo, "/fhir/Observation", "admin", subject=patients.pop(), _count="10")
     assert len(ids(subjects)) == 3
+
+
+async def test_malformed_entries_are_4xx_with_the_entry_named(demo: Api) -> None:
+    alice = demo.ids["alice:patient"]
+    a, b = f"urn:uuid:{uuid.uuid4()}", f"urn:uuid:{uuid.uuid4()}"
+    obs = _obs(f"Patient/{alice}")
+    cases: list[tuple[list[Any], str]] = [
+        ([["not", "an", "object"]], "Bundle.entry[0]"),
+        ([{"request": {"method": "get", "url": "Patient"}}], "Bundle.entry[0].request.method"),
+        (
+            [{"request": {"method": "GET", "url": "http://elsewhere.example/fhir/Patient"}}],
+            "Bundle.entry[0].request.url",
+        ),
+        ([{"request": {"method": "POST", "url": "Patient"}, "resource": obs}], "Bundle.entry[0]"),
+        ([{"request": {"method": "DELETE", "url": "Patient/x"}, "resource": obs}], "Bundle.entry[0].resource"),
+        (
+            [
+                {"fullUrl": a, "resource": obs, "request": {"method": "POST", "url": "Observation"}},
+                {"fullUrl": a, "resource": obs, "request": {"method": "POST", "url": "Observation"}},
+            ],
+            "Bundle.entry[1].fullUrl",
+        ),
+        (
+            [{"fullUrl": "urn:uuid:nope", "resource": obs, "request": {"method": "POST", "url": "Observation"}}],
+            "fullUrl",
+        ),
+        (
+            [
+                {"fullUrl": a, "resource": _obs(b), "request": {"method": "POST", "url": "Observation"}},
+                {"fullUrl": b, "resource": _obs(a), "request": {"method": "POST", "url": "Observation"}},
+            ],
+            "Bundle.entry[0].resource",
+        ),
+        ([{"request": {"method": "PUT", "url": "Observation?code=x"}, "resource": obs}], "Bundle.entry[0].request.url"),
+    ]
+    for entries, where in cases:
+        r = await _post(demo, "master", {"resourceType": "Bundle", "type": "transaction", "entry": entries})
+        assert 400 <= r.status_code < 500, (where, r.status_code, r.text)
+        issue = valid(r.json())["issue"][0]
+        assert where in issue.get("expression", [""])[0], (where, issue)
+    too_many = [{"request": {"method": "GET", "url": "Patient"}}] * 1001
+    r = await _post(demo, "master", {"resourceType": "Bundle", "type": "batch", "entry": too_many})
+    assert r.status_code == 413
+    batch = await _post(
+        demo, "master", {"resourceType": "Bundle", "type": "batch", "entry": [es[0] for es, _ in cases[:5]]}
+    )
+    assert batch.status_code == 200
+    assert [e["response"]["status"][:3] for e in valid(batch.json())["entry"]] == ["400"] * 5
