@@ -39,6 +39,7 @@ import asyncio
 import base64
 import hashlib
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -217,6 +218,7 @@ class ReadAuditor:
         while self._pending:
             batch, self._pending = self._pending, []
             entries = [e for group, _ in batch for e in group]
+            started = time.perf_counter()
             try:
                 if self.db.dialect == "sqlite":
                     await asyncio.to_thread(self._commit_sqlite, entries)
@@ -232,6 +234,10 @@ class ReadAuditor:
                         fut.set_exception(error)
                 continue
             self.batches += 1
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "read audit: %d entries committed in %.1f ms", len(entries), (time.perf_counter() - started) * 1e3
+                )
             for _, fut in batch:
                 if not fut.done():
                     fut.set_result(None)
