@@ -44,16 +44,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.audit.writer import AuditAction, AuditEntry, append_many, append_many_sync
+from gateway.audit.sqlite_writer import SqliteAuditWriter
+from gateway.audit.writer import AuditAction, AuditEntry, append_many
 from gateway.errors import Unavailable
 from gateway.policy.principal import Principal
 from gateway.policy.rules import PatientLink
 from gateway.store.classes import PATIENT_SCOPED
 from gateway.store.database import Database
-from gateway.store.engine import create_sync_writer
 from gateway.store.models import PatientProfile, table_of
 
 AUDIT_CLASS = "AuditLog"
@@ -115,7 +115,7 @@ class ReadAuditor:
         self.enabled = enabled
         self._pending: list[tuple[list[AuditEntry], asyncio.Future[None]]] = []
         self._drain: asyncio.Task[None] | None = None
-        self._writer: Engine | None = None
+        self._writer: SqliteAuditWriter | None = None
         """SQLite: a one-connection synchronous writer, so a batch is one thread hop."""
         self.batches = 0
         """Transactions committed (tests and the benchmark read it to see the grouping)."""
@@ -245,13 +245,12 @@ class ReadAuditor:
     def _commit_sqlite(self, entries: list[AuditEntry]) -> None:
         """The whole batch in one thread hop: BEGIN IMMEDIATE, a few statements, COMMIT (one fsync)."""
         if self._writer is None:
-            self._writer = create_sync_writer(self.db.url)
-        with self._writer.begin() as conn:
-            append_many_sync(conn, _with_patient_users_sync(conn, entries))
+            self._writer = SqliteAuditWriter(self.db.url)
+        self._writer.commit(entries)
 
     def close(self) -> None:
         if self._writer is not None:
-            self._writer.dispose()
+            self._writer.close()
             self._writer = None
 
 
@@ -281,10 +280,3 @@ async def _with_patient_users(conn: AsyncConnection, entries: list[AuditEntry]) 
     if query is None:
         return entries
     return _relinked(entries, _users_of(await conn.execute(query)))
-
-
-def _with_patient_users_sync(conn: Connection, entries: list[AuditEntry]) -> list[AuditEntry]:
-    query = _patients_query(entries)
-    if query is None:
-        return entries
-    return _relinked(entries, _users_of(conn.execute(query)))

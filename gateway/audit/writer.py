@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.policy.acl import flatten
@@ -143,28 +143,6 @@ async def append_many(conn: AsyncConnection, entries: Sequence[AuditEntry]) -> l
     rows, seq, prev = chain_rows(seq, prev, entries)
     await conn.execute(insert(table_of(AuditLog)), rows)
     await conn.execute(update(table_of(AuditHead)).where(table_of(AuditHead).c.id == 1).values(seq=seq, hash=prev))
-    return [r["hash"] for r in rows]
-
-
-def append_many_sync(conn: Connection, entries: Sequence[AuditEntry]) -> list[str]:
-    """``append_many`` on a synchronous SQLite connection inside a BEGIN IMMEDIATE transaction.
-
-    The read-audit group commit (``gateway.audit.reads``) runs a whole batch in one worker
-    thread hop this way instead of one aiosqlite hop per statement; the write lock taken at
-    BEGIN IMMEDIATE serializes it with every other writer, so the chain stays one line.
-    """
-    if not entries:
-        return []
-    head = table_of(AuditHead)
-    row = conn.execute(select(head.c.seq, head.c.hash).where(head.c.id == 1)).first()
-    if row is None:
-        conn.execute(insert(head), {"id": 1, "seq": 0, "hash": GENESIS_HASH})
-        seq, prev = 0, GENESIS_HASH
-    else:
-        seq, prev = int(row.seq), str(row.hash)
-    rows, seq, prev = chain_rows(seq, prev, entries)
-    conn.execute(insert(table_of(AuditLog)), rows)
-    conn.execute(update(head).where(head.c.id == 1).values(seq=seq, hash=prev))
     return [r["hash"] for r in rows]
 
 
