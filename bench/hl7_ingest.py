@@ -7,6 +7,8 @@ One run, same machine, same load generator, two servers side by side:
       (SQLite WAL + synchronous=FULL, or PostgreSQL synchronous_commit=on) before each ACK.
 Each is driven over 1 connection and over 8, every sender waiting for its ACK before the next
 message (classic MLLP); ``--pipeline K`` keeps K messages in flight per connection instead.
+The servers are measured in alternating slices (``--rounds``), so a load change on a shared
+machine hits baseline and store alike.
 Every message is a distinct 16-segment ORU^R01 (MSH, PID, ORC, OBR, 12 OBX) for one of
 ``--patients`` patients (50), so (b) creates a LabResult per OBX. Before each timed run one
 message per patient is sent untimed, so the figure is the steady state of a feed whose patients
@@ -162,14 +164,16 @@ async def _warm(port: int, patients: int, tag: str) -> None:
         writer.close()
 
 
-async def drive(port: int, connections: int, seconds: float, pipeline: int, tag: str, patients: int) -> float:
-    """ACKed messages/s over ``connections`` MLLP connections during ``seconds`` (after a 2 s warm-up).
+async def drive(
+    port: int, connections: int, seconds: float, pipeline: int, tag: str, patients: int, *, warm: bool = True
+) -> float:
+    """ACKed messages/s over ``connections`` MLLP connections during ``seconds`` (after a short warm-up).
 
     Every ACK must be AA; anything else aborts the run (a figure with failures does not count)."""
     counted = 0
     measuring = False
     stop = False
-    if patients <= 1000:
+    if warm and patients <= 1000:
         await _warm(port, patients, tag)
 
     async def sender(c: int) -> None:
@@ -197,7 +201,7 @@ async def drive(port: int, connections: int, seconds: float, pipeline: int, tag:
             writer.close()
 
     tasks = [asyncio.create_task(sender(c)) for c in range(connections)]
-    await asyncio.sleep(2.0)
+    await asyncio.sleep(0.5)
     measuring, start = True, time.perf_counter()
     await asyncio.sleep(seconds)
     measuring, elapsed = False, time.perf_counter() - start
@@ -206,8 +210,24 @@ async def drive(port: int, connections: int, seconds: float, pipeline: int, tag:
     return counted / elapsed
 
 
-def measure(port: int, connections: int, seconds: float, pipeline: int, tag: str, patients: int) -> float:
-    return asyncio.run(drive(port, connections, seconds, pipeline, tag, patients))
+def measure(
+    port: int, connections: int, seconds: float, pipeline: int, tag: str, patients: int, *, warm: bool = True
+) -> float:
+    return asyncio.run(drive(port, connections, seconds, pipeline, tag, patients, warm=warm))
+
+
+def interleaved(
+    ports: list[int], connections: int, seconds: float, pipeline: int, tag: str, patients: int, rounds: int
+) -> list[float]:
+    """Messages/s for each server, measured in ``rounds`` alternating slices (a, b, a, b, ...).
+
+    The machine's load drifts (other processes); alternating short slices exposes every server
+    to the same drift, so the ratios compare designs rather than moments."""
+    totals = [0.0] * len(ports)
+    for r in range(rounds):
+        for i, port in enumerate(ports):
+            totals[i] += measure(port, connections, seconds / rounds, pipeline, f"{tag}{i}r{r}", patients, warm=r == 0)
+    return [t / rounds for t in totals]
 
 
 def _postgres_database(admin_url: str) -> str:
@@ -235,6 +255,7 @@ def main() -> None:
     parser.add_argument("--connections", default="1,8")
     parser.add_argument("--pipeline", type=int, default=1, help="messages in flight per connection")
     parser.add_argument("--patients", type=int, default=50, help="distinct patients the messages are for")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating slices per figure (load drift)")
     parser.add_argument("--postgres", default=None, help="admin URL of a PostgreSQL server to bench too")
     parser.add_argument("--serve-baseline", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--parse-only", action="store_true", help=argparse.SUPPRESS)
@@ -252,10 +273,15 @@ def main() -> None:
         for backend, url in backends:
             with gateway_server(url) as gw, baseline_server(True) as base, baseline_server(False) as parse_only:
                 for n in fan:
-                    common = (n, args.seconds, args.pipeline)
-                    a0 = measure(parse_only, *common, f"P{run}{backend}{n}", args.patients)
-                    a = measure(base, *common, f"A{run}{backend}{n}", args.patients)
-                    b = measure(gw, *common, f"B{run}{backend}{n}", args.patients)
+                    a0, a, b = interleaved(
+                        [parse_only, base, gw],
+                        n,
+                        args.seconds,
+                        args.pipeline,
+                        f"{run}{backend}{n}",
+                        args.patients,
+                        args.rounds,
+                    )
                     rows.append((backend, n, a0, a, b))
     print(
         f"HL7 ingest over MLLP, {args.seconds:.0f} s per figure, pipeline {args.pipeline} per connection, "
