@@ -387,3 +387,21 @@ async def test_malformed_entries_are_4xx_with_the_entry_named(demo: Api) -> None
     )
     assert batch.status_code == 200
     assert [e["response"]["status"][:3] for e in valid(batch.json())["entry"]] == ["400"] * 5
+
+
+async def test_a06_history_keeps_unpublished_versions_hidden(demo: Api) -> None:
+    """Catalog A06: a result preliminary at v1 and final at v2: alice's type and system history show v2 only."""
+    from tests.fhir.support import lab
+
+    oid = await lab(demo)
+    r = await demo.put(f"/parse/classes/LabResult/{oid}", {"status": "final"}, "smith")
+    assert r.status_code == 200, r.text
+    for path in ("/fhir/Observation/_history", "/fhir/_history"):
+        mine = await search(demo, path, "alice", _count="1000")
+        etags = [e["response"]["etag"] for e in mine["entry"] if e["fullUrl"].endswith(f"/Observation/{oid}")]
+        assert etags == ['W/"2"'], (path, etags)
+        team = await search(demo, path, "smith", _count="1000")
+        etags = [e["response"]["etag"] for e in team["entry"] if e["fullUrl"].endswith(f"/Observation/{oid}")]
+        assert etags == ['W/"2"', 'W/"1"'], (path, etags)
+    jones = await search(demo, "/fhir/Observation/_history", "jones", _count="1000")
+    assert not [e for e in jones.get("entry", []) if e["fullUrl"].endswith(f"/Observation/{oid}")]

@@ -245,3 +245,67 @@ async def test_iterate_follows_included_resources(demo: Api) -> None:
         **{"_revinclude:iterate": "Observation:patient"},
     )
     assert included(smith_view) == set()
+
+
+def _about(resource: dict[str, Any]) -> set[str]:
+    """Every Patient a resource points at (or is)."""
+    if resource["resourceType"] == "Patient":
+        return {resource["id"]}
+    refs: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            ref = value.get("reference")
+            if isinstance(ref, str) and ref.startswith("Patient/"):
+                refs.add(ref.removeprefix("Patient/"))
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(resource)
+    return refs
+
+
+async def test_a04_every_advertised_include_stays_in_the_compartment(demo: Api) -> None:
+    """Catalog A04: alice, every _include/_revinclude value the CapabilityStatement offers (alone and
+    as :iterate after each other value): every entry is hers, or a Practitioner."""
+    alice = demo.ids["alice:patient"]
+    await lab(
+        demo,
+        "jones",
+        patient=demo.ids["bob:patient"],
+        status="final",
+        orderedBy=_ptr("ProviderProfile", demo.ids["smith:provider"]),
+    )
+    caps = {r["type"]: r for r in (await demo.client.get("/fhir/metadata")).json()["rest"][0]["resource"]}
+    every = [
+        (param, value)
+        for res in caps.values()
+        for param, key in (("_include", "searchInclude"), ("_revinclude", "searchRevInclude"))
+        for value in res.get(key, [])
+    ]
+    for rtype, res in caps.items():
+        if rtype == "AuditEvent":
+            continue
+        own = [
+            (p, v)
+            for p, v in every
+            if (p == "_include" and v in res.get("searchInclude", []))
+            or (p == "_revinclude" and v in res.get("searchRevInclude", []))
+        ]
+        for param, value in own:
+            for extra_param, extra_value in [("", ""), *every]:
+                params: dict[str, Any] = {param: value, "_count": "50"}
+                if extra_param:
+                    params[f"{extra_param}:iterate"] = extra_value
+                r = await fget(demo, f"/fhir/{rtype}", "alice", **params)
+                assert r.status_code == 200, (rtype, params, r.text[:300])
+                for entry in r.json().get("entry", []):
+                    resource = entry["resource"]
+                    kind = resource["resourceType"]
+                    if kind in ("Practitioner", "OperationOutcome"):
+                        continue
+                    assert kind != "AuditEvent", (rtype, params)
+                    assert _about(resource) == {alice}, (rtype, params, kind, resource["id"])
