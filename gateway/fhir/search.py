@@ -19,7 +19,7 @@ from gateway.fhir.cursor import Cursor, query_digest
 from gateway.fhir.includes import Include, admit, included, parse_include, row_filter
 from gateway.fhir.outcome import FhirError, OutcomeIssue, bad_request, outcome
 from gateway.fhir.params import ReferenceParam, SearchParam, missing_clause
-from gateway.fhir.registry import MANDATORY, RESOURCES, RESULT_PARAMS, ResourceDef
+from gateway.fhir.registry import MANDATORY, RESOURCES, RESULT_PARAMS, ResourceDef, includes_of, revincludes_of
 from gateway.fhir.render import to_resources
 from gateway.policy.clp import Op
 from gateway.store.classes import CLASSES, ClassSpec
@@ -70,18 +70,35 @@ def _unsupported(plan: SearchPlan, strict: bool, message: str, expression: str) 
     plan.warnings.append(OutcomeIssue("not-supported", message + " (ignored)", severity="warning"))
 
 
+def _wildcard(rdef: ResourceDef, value: str, forward: bool, iterate: bool) -> list[str]:
+    """``*`` (every reference of the searched type, or every one pointing at it for a revinclude)
+    and ``Type:*`` (every reference parameter of ``Type``) expand to the values they stand for."""
+    if value == "*":
+        return includes_of(rdef) if forward else revincludes_of(rdef)
+    source, _, param = value.partition(":")
+    if param == "*" and source in RESOURCES:
+        values = includes_of(RESOURCES[source])
+        if not forward and not iterate:
+            values = [v for v in values if v in revincludes_of(rdef)]
+        return values
+    return [value]
+
+
 def _result_param(plan: SearchPlan, rdef: ResourceDef, raw_name: str, value: str, strict: bool) -> None:
     name, _, modifier = raw_name.partition(":")
     if name in ("_include", "_revinclude"):
         if modifier not in ("", "iterate", "recurse"):
             _unsupported(plan, strict, f"{raw_name} is not supported (only :iterate)", raw_name)
             return
-        inc = parse_include(rdef, value, forward=name == "_include", iterate=bool(modifier))
-        if inc is None:
+        forward = name == "_include"
+        found = [
+            parse_include(rdef, v, forward=forward, iterate=bool(modifier))
+            for v in _wildcard(rdef, value, forward, bool(modifier))
+        ]
+        if not found or None in found:
             _unsupported(plan, strict, f"Unsupported {raw_name}={value!r} for {rdef.type}", raw_name)
             return
-        if inc not in plan.includes:
-            plan.includes.append(inc)
+        plan.includes += [inc for inc in found if inc is not None and inc not in plan.includes]
         plan.echo.append((raw_name, value))
         return
     if name == "_elements":

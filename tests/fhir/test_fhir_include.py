@@ -309,3 +309,19 @@ async def test_a04_every_advertised_include_stays_in_the_compartment(demo: Api) 
                         continue
                     assert kind != "AuditEvent", (rtype, params)
                     assert _about(resource) == {alice}, (rtype, params, kind, resource["id"])
+
+
+async def test_wildcard_includes(demo: Api) -> None:
+    alice, smith = demo.ids["alice:patient"], demo.ids["smith:provider"]
+    for value in ("*", "Observation:*"):
+        bundle = await search(demo, "/fhir/Observation", "alice", _include=value, _count="3")
+        assert included(bundle) == {f"Patient/{alice}", f"Practitioner/{smith}"}, value
+    everything = included(await search(demo, "/fhir/Patient", "alice", _revinclude="*"))
+    kinds = {ref.split("/")[0] for ref in everything}
+    assert kinds == {"Observation", "CarePlan", "Communication", "Appointment"}, kinds
+    mine = {f"Observation/{oid}" for oid in ids(await search(demo, "/fhir/Observation", "alice", _count="1000"))}
+    assert {ref for ref in everything if ref.startswith("Observation/")} == mine
+    admin = included(await search(demo, "/fhir/Patient", "admin", _id=alice, _revinclude="*", _count="1"))
+    assert any(ref.startswith("AuditEvent/") for ref in admin)
+    lenient = await search(demo, "/fhir/Practitioner", "alice", _include="*")
+    assert warnings(lenient) and not included(lenient), "Practitioner has no references to include"
