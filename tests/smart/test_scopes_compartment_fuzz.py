@@ -21,6 +21,13 @@ from tests.api_support import Api
 from tests.smart.scopes_support import Door, call, open_door, user_token
 from tests.smart.test_scopes_policy import _join_care_team, _labs_by_patient
 
+ITERATE = st.sampled_from(["", ":iterate"])
+
+
+def _values(resource: dict[str, Any], key: str) -> st.SearchStrategy[str]:
+    """The CapabilityStatement's include values for a type, plus the ``*`` wildcard."""
+    return st.sampled_from(["*", *resource.get(key, [])])
+
 
 @pytest.fixture
 async def door(demo: Api) -> AsyncIterator[Door]:
@@ -95,18 +102,20 @@ async def test_patient_launch_never_leaves_its_compartment(demo: Api, door: Door
                 ),
                 max_size=2,
             ),
-            st.lists(st.sampled_from(served[rtype].get("searchInclude") or ["*"]), max_size=2),
-            st.lists(st.sampled_from(served[rtype].get("searchRevInclude") or ["*"]), max_size=2),
+            st.lists(st.tuples(ITERATE, _values(served[rtype], "searchInclude")), max_size=2),
+            st.lists(st.tuples(ITERATE, _values(served[rtype], "searchRevInclude")), max_size=2),
         )
     )
 
     @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
     @given(query)
-    def run(case: tuple[str, list[tuple[str, str, str]], list[str], list[str]]) -> None:
+    def run(
+        case: tuple[str, list[tuple[str, str, str]], list[tuple[str, str]], list[tuple[str, str]]],
+    ) -> None:
         rtype, params, includes, revincludes = case
         pairs = [(name + mod, "true" if mod == ":missing" else value) for name, mod, value in params]
-        pairs += [("_include", v) for v in includes if v != "*"]
-        pairs += [("_revinclude", v) for v in revincludes if v != "*"]
+        pairs += [("_include" + mod, v) for mod, v in includes]
+        pairs += [("_revinclude" + mod, v) for mod, v in revincludes]
         pairs.append(("_count", "1000"))
         checks.append((rtype, pairs))
 
