@@ -1,14 +1,15 @@
 """SMART scope enforcement on the FHIR door: the adapter between HTTP and ``gateway.policy.smart``.
 
-Every interaction passes :func:`scoped` before its handler runs (``router.handle``);
-code that reaches further resources on the caller's behalf (``_include`` and
-``_revinclude`` targets, Bundle entries) calls it too, for the type and interaction it
-is about to serve. It returns the request as the handler must see it: the principal
-the record rules apply to (confined to the launch patient's compartment for a
-``patient/`` grant) and the token's v2 query restrictions, which search ANDs into its
-SQL (:func:`restriction_clause`) and single-resource interactions check with
-:func:`within_restrictions` (outside them is 404, the same answer as a missing
-resource: "denied looks like absent").
+Every interaction passes :func:`scoped` before its handler runs (``router.handle`` via
+``router.scoped_request``, which a transaction also calls for each entry before it writes);
+code that reaches further resources on the caller's behalf (``_include``/``_revinclude``
+targets, chained parameters, type and system history) asks the same policy function,
+``gateway.policy.smart.authorize``, through ``includes.admit``. :func:`scoped` returns the
+request as the handler must see it: the principal the record rules apply to (confined to
+the launch patient's compartment for a ``patient/`` grant) and the token's v2 query
+restrictions, which search ANDs into its SQL (:func:`restriction_clause`) and
+single-resource interactions check with :func:`within_restrictions` (outside them is 404,
+the same answer as a missing resource: "denied looks like absent").
 """
 
 from __future__ import annotations
@@ -33,8 +34,13 @@ def insufficient_scope(exc: ScopeDenied) -> FhirError:
     return FhirError(
         403,
         OutcomeIssue("forbidden", f"{exc.message} Missing scope: {exc.scope}"),
-        headers={"WWW-Authenticate": f'Bearer realm="fhir", error="insufficient_scope", scope="{exc.scope}"'},
+        headers={"WWW-Authenticate": f'Bearer realm="fhir", error="insufficient_scope", scope="{_quoted(exc.scope)}"'},
     )
+
+
+def _quoted(value: str) -> str:
+    """RFC 7230 quoted-string content: a restriction value may hold ``"`` or ``\\``."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def access(req: FhirRequest, resource_type: str, interaction: Interaction) -> ScopedAccess:
