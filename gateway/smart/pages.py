@@ -64,11 +64,13 @@ class Browser:
     nonce: str
     user_id: str | None
     expires: int
+    session_id: str | None = None
+    """The ``_Session`` row of the sign-in (signing out or revoking it ends the sign-in and online grants)."""
 
 
 def seal(settings: Settings, browser: Browser) -> str:
     payload = base64.urlsafe_b64encode(
-        json.dumps({"n": browser.nonce, "u": browser.user_id, "e": browser.expires}).encode()
+        json.dumps({"n": browser.nonce, "u": browser.user_id, "e": browser.expires, "s": browser.session_id}).encode()
     ).decode()
     sig = hmac.new(_key(settings), payload.encode(), hashlib.sha256).hexdigest()
     return f"{payload}.{sig}"
@@ -89,12 +91,14 @@ def unseal(settings: Settings, value: str | None) -> Browser | None:
         return None
     if data["e"] <= time.time():
         return None
-    user = data.get("u")
-    return Browser(data["n"], user if isinstance(user, str) else None, data["e"])
+    user, session = data.get("u"), data.get("s")
+    if not isinstance(user, str) or not isinstance(session, str):
+        user = session = None  # a sign-in is a user *and* the session that proves it
+    return Browser(data["n"], user, data["e"], session)
 
 
-def new_browser(user_id: str | None = None) -> Browser:
-    return Browser(secrets.token_urlsafe(24), user_id, int(time.time()) + COOKIE_SECONDS)
+def new_browser(user_id: str | None = None, session_id: str | None = None) -> Browser:
+    return Browser(secrets.token_urlsafe(24), user_id, int(time.time()) + COOKIE_SECONDS, session_id)
 
 
 def csrf_token(settings: Settings, browser: Browser) -> str:
@@ -253,6 +257,10 @@ def consent_page(
         f"{picker}"
         '<button type="submit" name="decision" value="allow">Allow</button>'
         '<button type="submit" name="decision" value="deny">Deny</button>'
+        "</form>"
+        '<form method="post" action="/oauth/authorize">'
+        f"{_hidden(params, csrf)}"
+        '<button type="submit" name="action" value="logout">Not you? Sign out</button>'
         "</form>"
     )
     return _page("Allow access?", body)

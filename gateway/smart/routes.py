@@ -25,6 +25,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.audit.writer import AuditAction, AuditEntry, append
+from gateway.auth import sessions
 from gateway.auth.passwords import Passwords
 from gateway.policy.principal import Principal, PrincipalKind, RequestInfo
 from gateway.policy.rules import PatientLink
@@ -55,6 +56,8 @@ JWKS_FETCH_TIMEOUT = 5.0
 JWKS_MAX_BYTES = 64 * 1024
 MAX_FORM_BYTES = 64 * 1024
 PATIENT_CHOICES_MAX = 200
+SIGNIN_DAYS = 1
+"""How long a sign-in at the authorize page lasts, and so an ``online_access`` grant at most."""
 
 
 def _settings(request: Request[Any, Any, Any]) -> Settings:
@@ -379,8 +382,11 @@ async def _consent_context(request: Request[Any, Any, Any], checked: Checked, us
     return Context(principal, scopes, None, choices, None, True, ctx.fhir_user if ctx else None)
 
 
-async def _login(request: Request[Any, Any, Any], fields: dict[str, str]) -> str | None:
-    """The user id for a correct username (or email) and password; audits failures."""
+async def _login(request: Request[Any, Any, Any], fields: dict[str, str]) -> tuple[str, str] | None:
+    """(user id, session id) for a correct username (or email) and password; audits failures.
+
+    A sign-in is a ``_Session`` row (``SIGNIN_DAYS``), listed and revocable with the user's other
+    sessions: ``online_access`` grants approved under it end when it does."""
     username = fields.get("username") or ""
     password = fields.get("password") or ""
     users = store.users_t
@@ -408,11 +414,46 @@ async def _login(request: Request[Any, Any, Any], fields: dict[str, str]) -> str
             )
             await append(conn, entry)
             return None
-        principal = Principal(kind=PrincipalKind.USER, user_id=row.objectId, name=username, info=info)
+        _, session = await sessions.create_session(conn, row.objectId, days=SIGNIN_DAYS, action="login")
+        principal = Principal(
+            kind=PrincipalKind.USER, user_id=row.objectId, name=username, info=info, session_id=session["objectId"]
+        )
         await append(
             conn, AuditEntry(AuditAction.LOGIN, principal, "_User", row.objectId, summary="SMART authorize sign-in")
         )
-    return str(row.objectId)
+    return str(row.objectId), str(session["objectId"])
+
+
+async def _signed_in(request: Request[Any, Any, Any], browser: pages.Browser | None) -> bool:
+    """The cookie's sign-in still stands: its ``_Session`` exists and has not expired (signing out anywhere ends it)."""
+    if browser is None or browser.user_id is None or browser.session_id is None:
+        return False
+    async with _db(request).read() as conn:
+        alive = await conn.run_sync(
+            lambda sync: store.session_alive(sync, browser.session_id or "", browser.user_id or "", store.utcnow())
+        )
+    return alive is not None
+
+
+async def _logout(request: Request[Any, Any, Any], browser: pages.Browser) -> None:
+    """Sign out: the sign-in's ``_Session`` goes, and with it every ``online_access`` grant approved under it."""
+    if browser.user_id is None or browser.session_id is None:
+        return
+    user_id, session_id = browser.user_id, browser.session_id
+    async with _db(request).write() as conn:
+        ended = await conn.run_sync(lambda sync: store.end_session(sync, session_id, user_id, store.utcnow()))
+        if ended:
+            principal = Principal(kind=PrincipalKind.USER, user_id=user_id, session_id=session_id, info=_info(request))
+            await append(
+                conn,
+                AuditEntry(
+                    AuditAction.LOGOUT,
+                    principal,
+                    "_Session",
+                    session_id,
+                    summary="SMART authorize sign-out: online_access grants of this sign-in revoked",
+                ),
+            )
 
 
 async def _decide(
@@ -422,6 +463,7 @@ async def _decide(
     context: Context,
     fields: dict[str, str],
     selected: list[str],
+    session_id: str | None,
 ) -> Response[bytes]:
     settings = _settings(request)
     user = context.principal
@@ -446,6 +488,7 @@ async def _decide(
             grant_id=store.new_id(),
             scope=" ".join(scopes),
             launch=sreq.payload.data.get("launch"),
+            session_id=session_id,
         )
         if allow
         else None
@@ -546,22 +589,31 @@ async def _authorize(request: Request[Any, Any, Any]) -> Response[bytes]:
         return await _refuse(request, checked, fields.get("client_id"))
     params = pages.params_of(items)
     browser = pages.unseal(settings, request.cookies.get(pages.COOKIE))
-    stepping = request.method == "POST" and ("username" in fields or "decision" in fields)
+    logout = request.method == "POST" and fields.get("action") == "logout"
+    stepping = request.method == "POST" and ("username" in fields or "decision" in fields or logout)
     if stepping and not pages.csrf_ok(settings, browser, fields.get("csrf_token")):
         fresh = pages.new_browser()
         page = pages.login_page(
             checked.client_name, params, pages.csrf_token(settings, fresh), "The form expired. Please sign in again."
         )
         return _html(403, page, fresh, settings)
+    if logout:
+        assert browser is not None
+        await _logout(request, browser)
+        fresh = pages.new_browser()
+        page = pages.login_page(checked.client_name, params, pages.csrf_token(settings, fresh), "You are signed out.")
+        return _html(200, page, fresh, settings)
+    if browser is not None and browser.user_id is not None and not await _signed_in(request, browser):
+        browser = pages.new_browser()  # the sign-in ended (signed out, revoked or expired): sign in again
     if "username" in fields and request.method == "POST":
-        user_id = await _login(request, fields)
-        if user_id is None:
+        signed = await _login(request, fields)
+        if signed is None:
             assert browser is not None
             page = pages.login_page(
                 checked.client_name, params, pages.csrf_token(settings, browser), "Wrong username or password."
             )
             return _html(401, page, browser, settings)
-        browser = pages.new_browser(user_id)
+        browser = pages.new_browser(*signed)
     elif browser is None or browser.user_id is None or (_forces_login(fields) and "decision" not in fields):
         # OpenID ``prompt=login``: sign in again even within the sign-in cookie's life.
         fresh = pages.new_browser() if browser is None or browser.user_id is not None else browser
@@ -573,7 +625,7 @@ async def _authorize(request: Request[Any, Any, Any]) -> Response[bytes]:
         return _html(403, pages.error_page(context), browser, settings)
     if "decision" in fields and request.method == "POST":
         selected = [v for k, v in items if k == "grant_scope"]
-        return await _decide(request, sreq, checked, context, fields, selected)
+        return await _decide(request, sreq, checked, context, fields, selected, browser.session_id)
     page = pages.consent_page(
         checked.client_name,
         params,

@@ -233,6 +233,8 @@ class GrantUser:
     grant_id: str
     scope: str = ""
     launch: str | None = None
+    session_id: str | None = None
+    """The sign-in (``_Session``) that approved the grant; binds an ``online_access`` refresh token."""
 
     def get_user_id(self) -> str:
         return self.user_id
@@ -500,6 +502,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
                 "codeChallengeMethod": payload.get("code_challenge_method", "S256"),
                 "needPatientBanner": user.need_patient_banner,
                 "grantId": user.grant_id,
+                "sessionId": user.session_id,
                 "createdAt": st.now,
                 "expiresAt": st.now + timedelta(seconds=st.settings.auth_code_seconds),
             },
@@ -545,7 +548,13 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
         if ctx is None or not ctx.active:
             return None
         return GrantUser(
-            ctx.user_id, row["fhirUser"], row["patient"], bool(row["needPatientBanner"]), row["grantId"], row["scope"]
+            ctx.user_id,
+            row["fhirUser"],
+            row["patient"],
+            bool(row["needPatientBanner"]),
+            row["grantId"],
+            row["scope"],
+            session_id=row["sessionId"],
         )
 
 
@@ -573,6 +582,18 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
             return None
         if row["expiresAt"] <= st.now:
             return None
+        if row["sessionId"] is not None and store.session_alive(st.conn, row["sessionId"], row["user"], st.now) is None:
+            store.revoke_grant(st.conn, row["grantId"], st.now)
+            st.event(
+                "oauth-revoke",
+                "online_access refresh token used after its sign-in ended: token family revoked",
+                outcome="failure",
+                user_id=row["user"],
+                client_id=row["clientId"],
+                metadata={"grant": row["grantId"]},
+                patient=row["patient"],
+            )
+            return None
         return StoredToken("refresh_token", row)
 
     def authenticate_user(self, refresh_token: StoredToken) -> GrantUser | None:
@@ -582,7 +603,13 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
             return None
         scope = self.request.payload.scope or row["scope"]
         return GrantUser(
-            ctx.user_id, row["fhirUser"], row["patient"], bool(row["needPatientBanner"]), row["grantId"], scope
+            ctx.user_id,
+            row["fhirUser"],
+            row["patient"],
+            bool(row["needPatientBanner"]),
+            row["grantId"],
+            scope,
+            session_id=row["sessionId"],
         )
 
     def revoke_old_credential(self, refresh_token: StoredToken) -> None:
@@ -819,6 +846,14 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
             },
         )
         if issued.refresh and user is not None:
+            expires = st.now + timedelta(days=st.settings.refresh_token_days)
+            session_id = user.session_id if store.online_only(issued.scope) else None
+            if store.online_only(issued.scope):
+                # SMART online_access: usable only while the sign-in that approved it lasts.
+                until = store.session_alive(st.conn, user.session_id or "", user.user_id, st.now)
+                if until is None:
+                    raise InvalidGrantError("The sign-in that approved this online_access grant has ended.")
+                expires = min(expires, until)
             store.insert_row(
                 st.conn,
                 store.refresh_t,
@@ -831,8 +866,9 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
                     "fhirUser": user.fhir_user,
                     "scope": issued.scope,
                     "needPatientBanner": user.need_patient_banner,
+                    "sessionId": session_id,
                     "createdAt": st.now,
-                    "expiresAt": st.now + timedelta(days=st.settings.refresh_token_days),
+                    "expiresAt": expires,
                 },
             )
         st.event(

@@ -25,6 +25,7 @@ from gateway.store.models import (
     OAuthRefreshToken,
     PatientProfile,
     ProviderProfile,
+    Session,
     SmartLaunch,
     User,
     table_of,
@@ -39,6 +40,7 @@ launches_t = table_of(SmartLaunch)
 users_t = table_of(User)
 patients_t = table_of(PatientProfile)
 providers_t = table_of(ProviderProfile)
+sessions_t = table_of(Session)
 
 
 def digest(value: str) -> str:
@@ -126,6 +128,36 @@ def revoke_grant(conn: Connection, grant_id: str, now: datetime) -> None:
     conn.execute(
         update(access_t).where(access_t.c.grantId == grant_id, access_t.c.revokedAt.is_(None)).values(revokedAt=now)
     )
+
+
+ONLINE_ONLY = "online_access"
+
+
+def online_only(scope: str) -> bool:
+    """``online_access`` without ``offline_access``: the refresh token lives only as long as the sign-in."""
+    words = set(scope.split())
+    return ONLINE_ONLY in words and "offline_access" not in words
+
+
+def session_alive(conn: Connection, session_id: str, user_id: str, now: datetime) -> datetime | None:
+    """The expiry of a user's ``_Session`` that still exists and has not expired; None otherwise."""
+    row = conn.execute(
+        select(sessions_t.c.expiresAt).where(sessions_t.c.objectId == session_id, sessions_t.c.user == user_id)
+    ).first()
+    if row is None or row.expiresAt <= now:
+        return None
+    return row.expiresAt  # type: ignore[no-any-return]
+
+
+def end_session(conn: Connection, session_id: str, user_id: str, now: datetime) -> bool:
+    """Delete a sign-in's ``_Session`` and revoke the refresh families bound to it; False when already gone."""
+    gone = conn.execute(delete(sessions_t).where(sessions_t.c.objectId == session_id, sessions_t.c.user == user_id))
+    grants = conn.execute(
+        select(refresh_t.c.grantId).where(refresh_t.c.sessionId == session_id, refresh_t.c.revokedAt.is_(None))
+    ).scalars()
+    for grant_id in set(grants):
+        revoke_grant(conn, grant_id, now)
+    return bool(gone.rowcount)
 
 
 def remember_assertion(conn: Connection, client_id: str, jti: str, expires: datetime, now: datetime) -> bool:

@@ -395,6 +395,8 @@ class OAuthCode(Base):
     codeChallengeMethod: Mapped[str] = mapped_column(String(8), nullable=False)
     needPatientBanner: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     grantId: Mapped[str] = mapped_column(String(32), nullable=False)
+    sessionId: Mapped[str | None] = mapped_column(ID)
+    """The ``_Session`` of the sign-in that approved the code (an ``online_access`` grant lives as long as it)."""
     createdAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     expiresAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     usedAt: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -415,6 +417,8 @@ class OAuthRefreshToken(Base):
     fhirUser: Mapped[str | None] = mapped_column(String(128))
     scope: Mapped[str] = mapped_column(Text, nullable=False)
     needPatientBanner: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    sessionId: Mapped[str | None] = mapped_column(ID)
+    """Set for an ``online_access`` (not offline) token: the ``_Session`` whose end ends the token."""
     createdAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     expiresAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     rotatedAt: Mapped[datetime | None] = mapped_column(UTCDateTime())
