@@ -195,8 +195,19 @@ async def test_d08_malformed_and_unsupported(listener: MllpServer, db: Database)
         for i in range(1, 1001)  # short OBX: the listener's test size limit is 64 KiB
     )
     assert msa(await client.send(many))[1] == "AA"
+    groups = result("D08-GROUPS", "G1", "F", "5", EARLY) + (
+        b"ORC|RE|P-G2|F-G2||CM\r"
+        b"OBR|2|P-G2|F-G2|2951-2^Sodium^LN|||20260118070000-0600\r"
+        b"OBX|1|NM|2951-2^Sodium^LN||139|mmol/L^^UCUM|136-145||||F|||202601180700-0600\r"
+    )
+    assert msa(await client.send(groups))[1] == "AA", "repeated ORC/OBR groups"
     await client.close()
-    assert (await counts(db))["LabResult"] == 1 + 1000
+    assert (await counts(db))["LabResult"] == 1 + 1000 + 2
+    async with db.read() as conn:
+        orders = {
+            r.orderId for r in await conn.execute(select(_results.c.orderId).where(_results.c.orderId.like("F-G%")))
+        }
+    assert orders == {"F-G1", "F-G2"}, "each OBX keyed by its own group's order number"
 
 
 @pytest.mark.parametrize("accept", ["", "AL", "NE", "ER", "SU"])
