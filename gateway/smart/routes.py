@@ -33,6 +33,7 @@ from gateway.settings import Settings
 from gateway.smart import pages, store
 from gateway.smart.discovery import openid_configuration, smart_configuration
 from gateway.smart.server import GrantUser, SmartRequest, SmartServer, State
+from gateway.smart.throttle import LoginThrottle
 from gateway.smart.tokens import keyring, user_principal
 from gateway.store.database import Database
 
@@ -50,6 +51,9 @@ _PAGE_RESPONSES = {
     400: _PAGE,
     401: ResponseSpec(data_container=str, media_type=HTML, generate_examples=False, description="wrong password"),
     403: ResponseSpec(data_container=str, media_type=HTML, generate_examples=False, description="expired form"),
+    429: ResponseSpec(
+        data_container=str, media_type=HTML, generate_examples=False, description="too many failed sign-ins"
+    ),
 }
 JSON_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 JWKS_FETCH_TIMEOUT = 5.0
@@ -398,10 +402,32 @@ async def _login(request: Request[Any, Any, Any], fields: dict[str, str]) -> tup
                 )
             )
         ).first()
+    info = _info(request, fields.get("client_id"))
+    throttle = _throttle(request)
+    # A known account counts under its id (its username and email are one account); an unknown
+    # name under itself, refused the same way, so the lockout says nothing about existence.
+    key = "id:" + row.objectId if row is not None else "name:" + username.strip().casefold()
+    wait = throttle.retry_after(key, info.source_address)
+    if wait:
+        async with _db(request).write() as conn:
+            anonymous = Principal(kind=PrincipalKind.ANONYMOUS, info=info)
+            entry = AuditEntry(
+                AuditAction.LOGIN_FAILED,
+                anonymous,
+                "_User",
+                None,
+                summary="SMART authorize sign-in refused: too many failed attempts",
+                outcome="failure",
+            )
+            await append(conn, entry)
+        raise Throttled(wait)
     passwords: Passwords = request.app.state.records.passwords
     ok = await passwords.verify(row._hashed_password if row else None, password) if username and password else False
+    if ok and row is not None:
+        throttle.succeeded(key)
+    else:
+        throttle.failed(key, info.source_address)
     async with _db(request).write() as conn:
-        info = _info(request, fields.get("client_id"))
         if not ok or row is None:
             anonymous = Principal(kind=PrincipalKind.ANONYMOUS, info=info)
             entry = AuditEntry(
@@ -422,6 +448,24 @@ async def _login(request: Request[Any, Any, Any], fields: dict[str, str]) -> tup
             conn, AuditEntry(AuditAction.LOGIN, principal, "_User", row.objectId, summary="SMART authorize sign-in")
         )
     return str(row.objectId), str(session["objectId"])
+
+
+class Throttled(Exception):
+    """Too many failed sign-ins for this account or address; ``seconds`` until the next try."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+def _throttle(request: Request[Any, Any, Any]) -> LoginThrottle:
+    """The process's sign-in throttle (created with the first sign-in)."""
+    state = request.app.state
+    throttle = getattr(state, "smart_login_throttle", None)
+    if throttle is None:
+        throttle = LoginThrottle()
+        state.smart_login_throttle = throttle
+    return throttle
 
 
 async def _signed_in(request: Request[Any, Any, Any], browser: pages.Browser | None) -> bool:
@@ -606,7 +650,16 @@ async def _authorize(request: Request[Any, Any, Any]) -> Response[bytes]:
     if browser is not None and browser.user_id is not None and not await _signed_in(request, browser):
         browser = pages.new_browser()  # the sign-in ended (signed out, revoked or expired): sign in again
     if "username" in fields and request.method == "POST":
-        signed = await _login(request, fields)
+        try:
+            signed = await _login(request, fields)
+        except Throttled as exc:
+            minutes = (exc.seconds + 59) // 60
+            assert browser is not None
+            message = f"Too many sign-in attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+            page = pages.login_page(checked.client_name, params, pages.csrf_token(settings, browser), message)
+            response = _html(429, page, browser, settings)
+            response.headers["Retry-After"] = str(exc.seconds)
+            return response
         if signed is None:
             assert browser is not None
             page = pages.login_page(
