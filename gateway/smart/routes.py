@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-import httpx
 from authlib.oauth2.rfc6749 import OAuth2Error
 from joserfc import jws
 from joserfc.errors import JoseError
@@ -32,6 +31,7 @@ from gateway.policy.rules import PatientLink
 from gateway.settings import Settings
 from gateway.smart import pages, store
 from gateway.smart.discovery import openid_configuration, smart_configuration
+from gateway.smart.jwks_cache import JwksCache
 from gateway.smart.server import GrantUser, SmartRequest, SmartServer, State
 from gateway.smart.throttle import LoginThrottle
 from gateway.smart.tokens import keyring, user_principal
@@ -56,8 +56,6 @@ _PAGE_RESPONSES = {
     ),
 }
 JSON_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-JWKS_FETCH_TIMEOUT = 5.0
-JWKS_MAX_BYTES = 64 * 1024
 MAX_FORM_BYTES = 64 * 1024
 PATIENT_CHOICES_MAX = 200
 SIGNIN_DAYS = 1
@@ -145,13 +143,25 @@ async def _write_events(conn: AsyncConnection, state: State, info: RequestInfo) 
 # --------------------------------------------------------------------------- token, introspect, revoke
 
 
+def _jwks_cache(request: Request[Any, Any, Any]) -> JwksCache:
+    """The process's cache of ``jwks_url`` key sets (created with the first use)."""
+    state = request.app.state
+    cache = getattr(state, "smart_jwks_cache", None)
+    if cache is None:
+        cache = JwksCache()
+        state.smart_jwks_cache = cache
+    return cache
+
+
 async def _prefetch_jwks(request: Request[Any, Any, Any], items: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
-    """Fetch the key set of a ``jwks_url`` client before the (synchronous) grant runs."""
+    """The key set of a ``jwks_url`` client, before the (synchronous) grant runs; cached (``jwks_cache``)."""
     assertion = next((v for k, v in items if k == "client_assertion"), None)
     if not assertion:
         return {}
     try:
-        claims = json.loads(jws.extract_compact(assertion.encode()).payload)
+        compact = jws.extract_compact(assertion.encode())
+        claims = json.loads(compact.payload)
+        kid = compact.headers().get("kid")
     except (JoseError, ValueError, TypeError):
         return {}  # garbage is left to authlib to refuse
     client_id = claims.get("iss") if isinstance(claims, dict) else None
@@ -162,16 +172,8 @@ async def _prefetch_jwks(request: Request[Any, Any, Any], items: list[tuple[str,
     url = row["jwksUrl"] if row else None
     if not url or row is None or row["jwks"]:
         return {}
-    try:
-        async with httpx.AsyncClient(timeout=JWKS_FETCH_TIMEOUT, follow_redirects=False) as http:
-            resp = await http.get(url, headers={"Accept": "application/json"})
-        if resp.status_code != 200 or len(resp.content) > JWKS_MAX_BYTES:
-            return {}
-        data = resp.json()
-    except (httpx.HTTPError, ValueError):
-        log.warning("could not fetch the JWKS of client %s", client_id)
-        return {}
-    return {url: data} if isinstance(data, dict) else {}
+    data = await _jwks_cache(request).get(url, kid if isinstance(kid, str) else None)
+    return {url: data} if data is not None else {}
 
 
 async def _run_endpoint(request: Request[Any, Any, Any], kind: str) -> Response[bytes]:
