@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.audit.writer import AuditAction, AuditEntry
@@ -52,6 +52,14 @@ _PROVIDER = CLASSES["ProviderProfile"]
 _RESULT = CLASSES["LabResult"]
 _VERSIONS = table_of(Version)
 _CARE = table_of(CareTeam)
+
+# Hot-path statements built once (building a statement per message costs more than running it).
+_BY_MRN = select(_PATIENT.table).where(_PATIENT.table.c.medicalRecordNumber == bindparam("mrn"))
+_TEAM = select(_CARE.c.relatedId).where(_CARE.c.owningId == bindparam("patient"))
+_PROVIDER_BY_NPI = select(_PROVIDER.table.c.objectId).where(_PROVIDER.table.c.npi == bindparam("key"))
+_PROVIDER_BY_ID = select(_PROVIDER.table.c.objectId).where(_PROVIDER.table.c.objectId == bindparam("key"))
+_RESULTS = select(_RESULT.table).where(_RESULT.pk.in_(bindparam("ids", expanding=True)))
+_RESULTS_LOCKED = _RESULTS.with_for_update()
 
 _LIMITS = {
     "orderId": 128,
@@ -116,8 +124,7 @@ async def _find_patient(conn: AsyncConnection, mrn: str, authority: str) -> tupl
     A message without an authority matches the MRN when exactly one profile has it; when
     several do (two authorities), it is ambiguous: an AE asking for PID-3.4.
     """
-    table = _PATIENT.table
-    rows = [dict(r) for r in (await conn.execute(select(table).where(table.c.medicalRecordNumber == mrn))).mappings()]
+    rows = [dict(r) for r in (await conn.execute(_BY_MRN, {"mrn": mrn})).mappings()]
     exact = [r for r in rows if (r.get("mrnAuthority") or "") == authority]
     if exact:
         return exact[0], False
@@ -191,16 +198,15 @@ async def apply_patient(
 
 async def _provider(conn: AsyncConnection, draft: ProviderDraft, principal: Principal) -> str | None:
     """ProviderProfile by NPI, else by (assigning authority, XCN.1); created when new, never rewritten."""
-    table = _PROVIDER.table
     if draft.npi:
         oid = derived_object_id("ProviderProfile", "NPI", draft.npi)
-        cond = table.c.npi == draft.npi
+        stmt, key = _PROVIDER_BY_NPI, draft.npi
     elif draft.provider_id:
         oid = derived_object_id("ProviderProfile", draft.id_authority, draft.provider_id)
-        cond = table.c.objectId == oid
+        stmt, key = _PROVIDER_BY_ID, oid
     else:
         return None
-    row = (await conn.execute(select(table.c.objectId).where(cond))).first()
+    row = (await conn.execute(stmt, {"key": key})).first()
     if row is not None:
         return str(row.objectId)
     ts = now()
@@ -301,10 +307,8 @@ async def apply_results(
     await _add_to_care_team(conn, link, ordering, principal, effects)
     # One read for every row the message touches (not one per OBX); later OBX with the same key see
     # the row as the earlier one left it.
-    stmt = select(_RESULT.table).where(_RESULT.pk.in_([oid for oid, _, _ in planned]))
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    rows = (await conn.execute(stmt)).mappings().all()
+    stmt = _RESULTS_LOCKED if conn.dialect.name == "postgresql" else _RESULTS
+    rows = (await conn.execute(stmt, {"ids": [oid for oid, _, _ in planned]})).mappings().all()
     current_of: dict[str, Record] = {str(r["objectId"]): dict(r) for r in rows}
     fresh: dict[str, dict[str, Any]] = {}  # new rows not inserted yet, by objectId
     for oid, draft, values in planned:
@@ -336,10 +340,7 @@ async def _add_to_care_team(
     """Append the active ordering providers missing from the patient's care team (see the module docstring)."""
     if not providers:
         return
-    present = {
-        str(r.relatedId)
-        for r in await conn.execute(select(_CARE.c.relatedId).where(_CARE.c.owningId == link.patient_id))
-    }
+    present = {str(r.relatedId) for r in await conn.execute(_TEAM, {"patient": link.patient_id})}
     missing = [p for p in providers if p not in present]
     if not missing:
         return

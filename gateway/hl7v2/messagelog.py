@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.models import Hl7Message, table_of
@@ -61,12 +61,15 @@ class LogEntry:
     """Bytes received, when ``raw`` keeps only the head of an oversize message."""
 
 
+_FIND_CONTROL = select(_log.c.id, _log.c.outcome, _log.c.ack, _log.c.digest).where(
+    (_log.c.sendingFacility == bindparam("facility")) & (_log.c.controlKey == bindparam("control"))
+)
+"""Built once: constructing the statement per message costs more than running it (hot path)."""
+
+
 async def find_control(conn: AsyncConnection, facility: str, control_id: str) -> LoggedAck | None:
     """The row that owns (facility, MSH-10), if any."""
-    stmt = select(_log.c.id, _log.c.outcome, _log.c.ack, _log.c.digest).where(
-        (_log.c.sendingFacility == facility) & (_log.c.controlKey == control_id)
-    )
-    row = (await conn.execute(stmt)).first()
+    row = (await conn.execute(_FIND_CONTROL, {"facility": facility, "control": control_id})).first()
     if row is None:
         return None
     return LoggedAck(str(row.id), AckCode(row.outcome), str(row.ack), str(row.digest))
