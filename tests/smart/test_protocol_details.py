@@ -149,3 +149,25 @@ async def test_discovery_capabilities_are_exactly_what_works(smart: Smart) -> No
     assert conf["revocation_endpoint"].endswith("/oauth/revoke")
     assert conf["jwks_uri"].endswith("/.well-known/jwks.json")
     assert "online_access" in conf["scopes_supported"] and "offline_access" in conf["scopes_supported"]
+
+
+async def test_revocation_by_the_client_is_audited(smart: Smart) -> None:
+    from sqlalchemy import select
+
+    from gateway.store.models import AuditLog, table_of
+
+    tok = await smart.tokens_for("alice")
+    r = await smart.client.post("/oauth/revoke", data={"token": tok["refresh_token"], "client_id": "app-public"})
+    assert r.status_code == 200
+    db = Database(smart.url)
+    try:
+        async with db.read() as conn:
+            log = table_of(AuditLog)
+            rows = (
+                await conn.execute(
+                    select(log.c.outcome, log.c.clientId, log.c.actor).where(log.c.action == "oauth-revoke")
+                )
+            ).all()
+    finally:
+        await db.dispose()
+    assert [(r.outcome, r.clientId, r.actor) for r in rows] == [("success", "app-public", smart.api.ids["alice:user"])]
