@@ -171,3 +171,16 @@ async def test_revocation_by_the_client_is_audited(smart: Smart) -> None:
     finally:
         await db.dispose()
     assert [(r.outcome, r.clientId, r.actor) for r in rows] == [("success", "app-public", smart.api.ids["alice:user"])]
+
+
+async def test_an_expired_ehr_launch_is_refused(smart: Smart) -> None:
+    alice = smart.api.ids["alice:patient"]
+    r = await smart.api.post("/parse/functions/createSmartLaunch", {"patientId": alice}, "smith")
+    assert r.status_code == 200, r.text
+    launch = r.json()["result"]["launch"]
+    await _expire(smart, store.launches_t, store.launches_t.c.launchHash, store.digest(launch))
+    params = smart.authorize_params(scope="launch openid fhirUser patient/Observation.rs", launch=launch)
+    refused = await smart.client.get("/oauth/authorize", params=params, follow_redirects=False)
+    assert refused.status_code == 302
+    q = query_of(refused.headers["location"])
+    assert q["error"] == "invalid_request" and "code" not in q
