@@ -35,7 +35,7 @@ from sqlalchemy import select
 
 from gateway.audit.keys import ALGORITHM, SigningKeys
 from gateway.store.database import Database
-from gateway.store.models import AuditHead, table_of
+from gateway.store.models import AuditHead, AuditLog, table_of
 
 log = logging.getLogger("gateway.audit.checkpoints")
 
@@ -56,28 +56,34 @@ class Checkpoint:
     jws: str
     """Compact JWS over ``{"seq", "hash", "time", "iss"}``: the only part a verifier trusts."""
     iss: str = ""
+    first: str = ""
+    """Hash of entry 1: names the chain, so a checkpoint of another database is reported as such."""
 
     def public(self) -> dict[str, Any]:
         return asdict(self)
 
 
-async def chain_head(db: Database) -> tuple[int, str]:
-    """(seq, hash) of the committed chain head; (0, genesis) before the first entry."""
+async def chain_head(db: Database) -> tuple[int, str, str]:
+    """(seq, hash, hash of entry 1) of the committed chain head; (0, genesis, "") before the first entry."""
     head = table_of(AuditHead)
+    log_table = table_of(AuditLog)
     async with db.read() as conn:
         row = (await conn.execute(select(head.c.seq, head.c.hash).where(head.c.id == 1))).first()
+        first = (await conn.execute(select(log_table.c.hash).where(log_table.c.seq == 1))).scalar()
     if row is None:
-        return 0, "0" * 64
-    return int(row.seq), str(row.hash)
+        return 0, "0" * 64, ""
+    return int(row.seq), str(row.hash), str(first or "")
 
 
-def sign(keys: SigningKeys, seq: int, digest: str, *, issuer: str, at: datetime | None = None) -> Checkpoint:
+def sign(
+    keys: SigningKeys, seq: int, digest: str, *, issuer: str, first: str = "", at: datetime | None = None
+) -> Checkpoint:
     moment = (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    payload = {"seq": seq, "hash": digest, "time": moment, "iss": issuer}
+    payload = {"seq": seq, "hash": digest, "time": moment, "iss": issuer, "first": first}
     header = {"alg": ALGORITHM, "kid": keys.kid, "typ": JWS_TYPE}
     body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     token = jws.serialize_compact(header, body, keys.current, algorithms=[ALGORITHM])
-    return Checkpoint(seq, digest, moment, keys.kid, token, issuer)
+    return Checkpoint(seq, digest, moment, keys.kid, token, issuer, first)
 
 
 def verified(keys: SigningKeys, token: str) -> Checkpoint:
@@ -97,7 +103,13 @@ def verified(keys: SigningKeys, token: str) -> Checkpoint:
         raise CheckpointError(f"malformed ({exc})") from exc
     try:
         return Checkpoint(
-            int(payload["seq"]), str(payload["hash"]), str(payload["time"]), kid, token, str(payload["iss"])
+            int(payload["seq"]),
+            str(payload["hash"]),
+            str(payload["time"]),
+            kid,
+            token,
+            str(payload["iss"]),
+            str(payload.get("first") or ""),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError("payload lacks seq/hash/time/iss") from exc
@@ -164,13 +176,13 @@ def latest(directory: str | Path) -> dict[str, Any] | None:
 
 async def checkpoint_now(db: Database, keys: SigningKeys, directory: str | Path, *, issuer: str) -> Checkpoint | None:
     """Sign and write the current head; None when the chain is empty or the newest checkpoint already has it."""
-    seq, digest = await chain_head(db)
+    seq, digest, first = await chain_head(db)
     if seq == 0:
         return None
     newest = latest(directory)
     if newest is not None and newest.get("seq") == seq and newest.get("hash") == digest:
         return None
-    checkpoint = sign(keys, seq, digest, issuer=issuer)
+    checkpoint = sign(keys, seq, digest, issuer=issuer, first=first)
     write(directory, checkpoint)
     return checkpoint
 

@@ -59,7 +59,7 @@ def _hashed_values(row: Any) -> dict[str, Any]:
 
 async def verify_chain(url: str, checkpoints: Sequence[Checkpoint] = ()) -> VerifyResult:
     """Walk the chain; then require it to extend every (already signature-checked) checkpoint."""
-    wanted = {cp.seq for cp in checkpoints}
+    wanted = {cp.seq for cp in checkpoints} | {1}
     seen: dict[int, str] = {}
     engine = create_engine(url, immediate=False)
     log = table_of(AuditLog)
@@ -109,6 +109,18 @@ async def verify_chain(url: str, checkpoints: Sequence[Checkpoint] = ()) -> Veri
     finally:
         await engine.dispose()
     for cp in checkpoints:
+        if cp.first and seen.get(1) != cp.first:
+            return VerifyResult(
+                False,
+                checked,
+                prev,
+                cp.seq,
+                None,
+                f"chain does not extend checkpoint seq={cp.seq} of {cp.time} ({cp.iss}): it names another first "
+                "entry (history rewritten from the start, or the checkpoint belongs to another database: "
+                "check GATEWAY_AUDIT_CHECKPOINT_DIR)",
+                len(checkpoints),
+            )
         if cp.seq > checked:
             return VerifyResult(
                 False,

@@ -65,9 +65,10 @@ async def test_truncated_tail_is_caught(demo_database: Any) -> None:
     assert not result.ok and "removed from the end" in (result.reason or "")
 
 
-async def test_cli_exit_codes(demo_database: Any) -> None:
+async def test_cli_exit_codes(demo_database: Any, tmp_path: Path) -> None:
     url, _ = demo_database
-    env = dict(os.environ, GATEWAY_DATABASE_URL=url)
+    # Checkpoints of another database (a default ./var/audit-checkpoints) must not be in play here.
+    env = dict(os.environ, GATEWAY_DATABASE_URL=url, GATEWAY_AUDIT_CHECKPOINT_DIR=str(tmp_path / "cp"))
     ok = await asyncio.to_thread(subprocess.run, [EXE, "audit", "verify"], env=env, capture_output=True, text=True)
     assert ok.returncode == 0 and "intact" in ok.stdout
     await _sql(url, 'UPDATE "AuditLog" SET "actorName" = \'someone else\' WHERE "seq" = 3')

@@ -265,3 +265,15 @@ async def test_a_clean_stop_writes_a_last_checkpoint(demo_database: Any, tmp_pat
     found = cps.load_all(keys, tmp_path / "cp")
     assert len(found) == 2 and found[1].seq == found[0].seq + 2
     assert (await verify_chain(url, found)).ok
+
+
+async def test_a_checkpoint_of_another_database_is_named_as_such(
+    demo_database: Any, keys: SigningKeys, tmp_path: Path
+) -> None:
+    """A checkpoint whose chain starts with another entry fails verify, saying which of the two it may be."""
+    url, _ = demo_database
+    cp = await _checkpoint(url, keys, tmp_path / "cp")
+    foreign = cps.sign(keys, cp.seq, cp.hash, issuer="http://elsewhere", first="e" * 64)
+    result = await verify_chain(url, [foreign])
+    assert not result.ok and "another database" in (result.reason or "") and "elsewhere" in (result.reason or "")
+    assert (await verify_chain(url, cps.load_all(keys, tmp_path / "cp"))).ok
