@@ -92,8 +92,10 @@ def unseal(settings: Settings, value: str | None) -> Browser | None:
     if data["e"] <= time.time():
         return None
     user, session = data.get("u"), data.get("s")
-    if not isinstance(user, str) or not isinstance(session, str):
+    if not isinstance(session, str):
         user = session = None  # a sign-in is a user *and* the session that proves it
+    elif not isinstance(user, str):
+        user = None  # re-authenticating (prompt=login): the session is kept to be reused or ended
     return Browser(data["n"], user, data["e"], session)
 
 

@@ -388,11 +388,15 @@ async def _consent_context(request: Request[Any, Any, Any], checked: Checked, us
     return Context(principal, scopes, None, choices, None, True, ctx.fhir_user if ctx else None)
 
 
-async def _login(request: Request[Any, Any, Any], fields: dict[str, str]) -> tuple[str, str] | None:
+async def _login(
+    request: Request[Any, Any, Any], fields: dict[str, str], current: pages.Browser | None = None
+) -> tuple[str, str] | None:
     """(user id, session id) for a correct username (or email) and password; audits failures.
 
     A sign-in is a ``_Session`` row (``SIGNIN_DAYS``), listed and revocable with the user's other
-    sessions: ``online_access`` grants approved under it end when it does."""
+    sessions: ``online_access`` grants approved under it end when it does. The same person signing in
+    again at a browser whose sign-in still stands (``prompt=login``) keeps that session, so the
+    browser has one sign-in to end, not an unreachable older one."""
     username = fields.get("username") or ""
     password = fields.get("password") or ""
     users = store.users_t
@@ -442,14 +446,35 @@ async def _login(request: Request[Any, Any, Any], fields: dict[str, str]) -> tup
             )
             await append(conn, entry)
             return None
-        _, session = await sessions.create_session(conn, row.objectId, days=SIGNIN_DAYS, action="login")
+        previous = current.session_id if current is not None else None
+        owner = await conn.run_sync(lambda sync: store.session_owner(sync, previous, store.utcnow()))
+        if previous is not None and owner == row.objectId:
+            session_id = previous
+        else:
+            if previous is not None and owner is not None:
+                # Another person signs in at this browser: the previous one has left, and their sign-in
+                # (with its online_access grants) must not outlive them where nobody can end it.
+                await conn.run_sync(lambda sync: store.end_session(sync, previous, owner, store.utcnow()))
+                gone = Principal(kind=PrincipalKind.USER, user_id=owner, session_id=previous, info=info)
+                await append(
+                    conn,
+                    AuditEntry(
+                        AuditAction.LOGOUT,
+                        gone,
+                        "_Session",
+                        previous,
+                        summary="SMART authorize sign-in ended: another user signed in at the browser",
+                    ),
+                )
+            _, session = await sessions.create_session(conn, row.objectId, days=SIGNIN_DAYS, action="login")
+            session_id = session["objectId"]
         principal = Principal(
-            kind=PrincipalKind.USER, user_id=row.objectId, name=username, info=info, session_id=session["objectId"]
+            kind=PrincipalKind.USER, user_id=row.objectId, name=username, info=info, session_id=session_id
         )
         await append(
             conn, AuditEntry(AuditAction.LOGIN, principal, "_User", row.objectId, summary="SMART authorize sign-in")
         )
-    return str(row.objectId), str(session["objectId"])
+    return str(row.objectId), str(session_id)
 
 
 class Throttled(Exception):
@@ -653,7 +678,7 @@ async def _authorize(request: Request[Any, Any, Any]) -> Response[bytes]:
         browser = pages.new_browser()  # the sign-in ended (signed out, revoked or expired): sign in again
     if "username" in fields and request.method == "POST":
         try:
-            signed = await _login(request, fields)
+            signed = await _login(request, fields, browser)
         except Throttled as exc:
             minutes = (exc.seconds + 59) // 60
             assert browser is not None
@@ -671,7 +696,12 @@ async def _authorize(request: Request[Any, Any, Any]) -> Response[bytes]:
         browser = pages.new_browser(*signed)
     elif browser is None or browser.user_id is None or (_forces_login(fields) and "decision" not in fields):
         # OpenID ``prompt=login``: sign in again even within the sign-in cookie's life.
-        fresh = pages.new_browser() if browser is None or browser.user_id is not None else browser
+        if browser is None:
+            fresh = pages.new_browser()
+        elif browser.user_id is not None:
+            fresh = pages.new_browser(None, browser.session_id)  # signed out until the password is given again
+        else:
+            fresh = browser
         page = pages.login_page(checked.client_name, params, pages.csrf_token(settings, fresh))
         return _html(200, page, fresh, settings)
     assert browser is not None and browser.user_id is not None

@@ -149,6 +149,16 @@ def session_alive(conn: Connection, session_id: str, user_id: str, now: datetime
     return row.expiresAt  # type: ignore[no-any-return]
 
 
+def session_owner(conn: Connection, session_id: str | None, now: datetime) -> str | None:
+    """The user of a ``_Session`` that exists and has not expired."""
+    if session_id is None:
+        return None
+    row = conn.execute(
+        select(sessions_t.c.user, sessions_t.c.expiresAt).where(sessions_t.c.objectId == session_id)
+    ).first()
+    return str(row.user) if row is not None and row.expiresAt > now else None
+
+
 def end_session(conn: Connection, session_id: str, user_id: str, now: datetime) -> bool:
     """Delete a sign-in's ``_Session`` and revoke the refresh families bound to it; False when already gone."""
     gone = conn.execute(delete(sessions_t).where(sessions_t.c.objectId == session_id, sessions_t.c.user == user_id))

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from gateway.smart import store
 from gateway.store.database import Database
 from gateway.store.models import AuditLog, table_of
-from tests.smart.support import Smart, form_fields
+from tests.smart.support import PASSWORD, USERNAMES, Smart, form_fields
 
 ONLINE = "launch/patient online_access patient/Observation.rs"
 OFFLINE = "launch/patient offline_access patient/Observation.rs"
@@ -119,3 +119,23 @@ async def test_signin_of_another_user_cannot_be_signed_out_by_a_forged_form(smar
     assert r.status_code == 403
     assert re.search(r"expired", r.text)
     assert (await _refresh(smart, online["refresh_token"])).status_code == 200
+
+
+async def _sign_in_again(smart: Smart, who: str) -> None:
+    """``prompt=login`` in the browser that is still signed in, then the password of ``who``."""
+    page = await smart.client.get("/oauth/authorize", params=smart.authorize_params(scope=ONLINE, prompt="login"))
+    assert 'name="password"' in page.text
+    fields = form_fields(page.text)
+    fields.update(username=USERNAMES[who], password=PASSWORD, action="login")
+    consent = await smart.client.post("/oauth/authorize", data=fields)
+    assert consent.status_code == 200 and 'name="decision"' in consent.text
+
+
+async def test_another_person_signing_in_at_the_browser_ends_the_previous_signin(smart: Smart) -> None:
+    alice = await smart.tokens_for("alice", scope=ONLINE)
+    await _sign_in_again(smart, "alice")  # the same person again: their sign-in stands
+    kept = await _refresh(smart, alice["refresh_token"])
+    assert kept.status_code == 200, kept.text
+    await _sign_in_again(smart, "bob")  # someone else at this browser: Alice's sign-in ends
+    dead = await _refresh(smart, kept.json()["refresh_token"])
+    assert dead.status_code == 400 and dead.json()["error"] == "invalid_grant"
