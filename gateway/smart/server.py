@@ -833,6 +833,7 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
         issued = st.issued
         assert issued is not None
         user = issued.user
+        online = user is not None and store.online_only(issued.scope)
         store.insert_row(
             st.conn,
             store.access_t,
@@ -841,6 +842,7 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
                 "grantId": issued.grant_id,
                 "clientId": issued.client_id,
                 "user": user.user_id if user else None,
+                "sessionId": user.session_id if user is not None and online else None,
                 "createdAt": st.now,
                 "expiresAt": datetime.fromtimestamp(issued.access_expires, tz=st.now.tzinfo),
             },

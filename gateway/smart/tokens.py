@@ -167,12 +167,16 @@ def verify_signature(settings: Settings, token: object) -> dict[str, Any]:
 
 
 def live_token_row(conn: Connection, claims: dict[str, Any]) -> dict[str, Any] | None:
-    """The stored record of a verified token when it is neither revoked nor expired."""
+    """The stored record of a verified token when it is neither revoked nor expired, and, for an
+    ``online_access`` grant, while the sign-in that approved it lasts."""
     row = store.access_token_row(conn, claims["jti"])
     if row is None or row["revokedAt"] is not None or row["clientId"] != claims["client_id"]:
         return None
-    if row["expiresAt"] <= store.utcnow():
+    now = store.utcnow()
+    if row["expiresAt"] <= now:
         return None
+    if row["sessionId"] is not None and store.session_alive(conn, row["sessionId"], row["user"] or "", now) is None:
+        return None  # online_access: the sign-in that approved it has ended
     return row
 
 

@@ -437,6 +437,8 @@ class OAuthAccessToken(Base):
         String(128), ForeignKey("_OAuthClient.clientId", ondelete="CASCADE"), nullable=False
     )
     user: Mapped[str | None] = mapped_column(ID, ForeignKey("_User.objectId", ondelete="CASCADE"))
+    sessionId: Mapped[str | None] = mapped_column(ID)
+    """Set for an ``online_access`` grant: the token dies with that ``_Session`` (however it is ended)."""
     createdAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     expiresAt: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     revokedAt: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -69,6 +69,8 @@ async def test_sign_out_ends_online_refresh_tokens_but_not_offline_ones(smart: S
     dead = await _refresh(smart, online["refresh_token"])
     assert dead.status_code == 400 and dead.json()["error"] == "invalid_grant"
     assert (await smart.introspect(online["refresh_token"]))["active"] is False
+    assert (await smart.fhir("/fhir/Observation", online["access_token"])).status_code == 401
+    assert (await smart.fhir("/fhir/Observation", offline["access_token"])).status_code == 200
     kept = await _refresh(smart, offline["refresh_token"])  # offline_access survives the sign-out
     assert kept.status_code == 200, kept.text
 
@@ -80,8 +82,12 @@ async def test_deleting_the_signin_session_in_the_parse_door_ends_the_online_gra
     assert mine.status_code == 200, mine.text
     listed = {s["objectId"]: s for s in mine.json()["results"]}
     assert session_id in listed and listed[session_id]["createdWith"]["action"] == "login"
+    assert (await smart.fhir("/fhir/Observation", online["access_token"])).status_code == 200
     r = await smart.api.delete(f"/parse/sessions/{session_id}", "alice")
     assert r.status_code == 200, r.text
+    # the access token dies with the sign-in at once, before any refresh attempt
+    assert (await smart.fhir("/fhir/Observation", online["access_token"])).status_code == 401
+    assert (await smart.introspect(online["access_token"]))["active"] is False
 
     dead = await _refresh(smart, online["refresh_token"])
     assert dead.status_code == 400 and dead.json()["error"] == "invalid_grant"
