@@ -74,8 +74,11 @@ class KeyRing:
         return [r for r in self.retired if r.retired_at + self.overlap_seconds > moment]
 
     def rotate(self) -> str:
-        """Retire the current key (public half only) and start signing with a new one; returns the new kid."""
-        entries = [dict(_public_dict(r.public), retired_at=r.retired_at) for r in self.live_retired()]
+        """Retire the current key (public half only) and start signing with a new one; returns the new kid.
+
+        Every retired public key stays in the file, not only those still published: audit
+        checkpoints signed years ago (``gateway/audit/checkpoints.py``) must stay verifiable."""
+        entries = [dict(_public_dict(r.public), retired_at=r.retired_at) for r in self.retired]
         entries.append(dict(_public_dict(self.current), retired_at=time.time()))
         self.retired_path.write_text(json.dumps(entries, indent=1))
         _write_private(self.path, RSAKey.generate_key(KEY_BITS, private=True))

@@ -277,3 +277,20 @@ async def test_a_checkpoint_of_another_database_is_named_as_such(
     result = await verify_chain(url, [foreign])
     assert not result.ok and "another database" in (result.reason or "") and "elsewhere" in (result.reason or "")
     assert (await verify_chain(url, cps.load_all(keys, tmp_path / "cp"))).ok
+
+
+async def test_checkpoint_verifies_after_its_key_left_the_jwks(database_url: str, tmp_path: Path) -> None:
+    """Key rotation drops an old key from the JWKS once its tokens expired, but a checkpoint it signed
+    must stay verifiable: the retired public key stays on file however many rotations follow."""
+    from gateway.smart.keys import KeyRing
+
+    key_file = tmp_path / "signing-key.pem"
+    folder = tmp_path / "checkpoints"
+    await _append(database_url, 2)
+    first = await _checkpoint(database_url, load(key_file), folder)
+    ring = KeyRing(key_file, overlap_seconds=0)  # nothing stays published after retirement
+    ring.rotate()
+    ring.rotate()
+    assert first.kid not in {k["kid"] for k in ring.jwks()["keys"]}
+    reloaded = load(key_file)
+    assert [c.seq for c in cps.load_all(reloaded, folder)] == [first.seq]
