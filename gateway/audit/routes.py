@@ -10,10 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, get
+from litestar.openapi.datastructures import ResponseSpec
 
 from gateway.audit import checkpoints
 from gateway.audit.keys import load
 from gateway.settings import Settings
+
+_NONE_YET = ResponseSpec(
+    data_container=dict[str, Any],
+    generate_examples=False,
+    description='No checkpoint has been written yet: {"status_code": 404, "detail": "..."}',
+)
 
 
 @get(
@@ -22,6 +29,7 @@ from gateway.settings import Settings
     tags=["audit"],
     sync_to_thread=True,
     cache=False,
+    responses={404: _NONE_YET},
 )
 def latest_checkpoint(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     """The newest signed checkpoint of the audit chain: ``seq``, ``hash``, ``time``, ``kid`` and the
