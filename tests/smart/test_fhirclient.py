@@ -73,3 +73,57 @@ async def test_fhirclient_backend_services(live: tuple[str, dict[str, str]]) -> 
     assert backend.server.auth.access_token
     bundle = await asyncio.to_thread(lambda: Observation.where({"_count": "5"}).perform(backend.server))
     assert bundle.entry
+
+
+async def test_fhirclient_creates_reads_updates_and_pages(live: tuple[str, dict[str, str]]) -> None:
+    """Issue #3's client check: fhirclient's own models create an Observation, read it back, update it
+    (the server's version moves on) and page through a search by following our ``next`` links."""
+    base, users = live
+    backend = fhir_client.FHIRClient(
+        settings={
+            "app_id": "backend",
+            "api_base": base + "/fhir",
+            "scope": "system/Observation.cruds system/Patient.rs",
+            "jwt_token": assertion(aud=base + "/oauth/token"),
+        }
+    )
+    backend.wants_patient = False
+    await asyncio.to_thread(backend.prepare)
+    await asyncio.to_thread(backend.server.authorize)
+    alice = users["patient:DEMO-0001"]
+    obs = Observation(
+        {
+            "resourceType": "Observation",
+            "status": "final",
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                            "code": "laboratory",
+                        }
+                    ]
+                }
+            ],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7", "display": "Glucose"}]},
+            "subject": {"reference": f"Patient/{alice}"},
+            "effectiveDateTime": "2026-11-20T08:30:00Z",
+            "valueQuantity": {"value": 96, "unit": "mg/dL", "system": "http://unitsofmeasure.org", "code": "mg/dL"},
+        }
+    )
+    created = await asyncio.to_thread(obs.create, backend.server)
+    assert created is not None and created.get("id"), created
+    new_id = created["id"]
+    read = await asyncio.to_thread(Observation.read, new_id, backend.server)
+    assert read.valueQuantity.value == 96 and read.subject.reference.endswith(f"Patient/{alice}")
+    assert read.meta.versionId == "1"
+    read.valueQuantity.value = 97
+    read.status = "amended"
+    await asyncio.to_thread(read.update, backend.server)
+    again = await asyncio.to_thread(Observation.read, new_id, backend.server)
+    assert again.valueQuantity.value == 97 and again.status == "amended" and again.meta.versionId == "2"
+    everything = await asyncio.to_thread(
+        lambda: Observation.where({"patient": alice, "_count": "2"}).perform_resources(backend.server)
+    )
+    ids = [o.id for o in everything]
+    assert new_id in ids and len(ids) == len(set(ids)) and len(ids) > 2  # more than one page, no repeats
