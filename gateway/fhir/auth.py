@@ -9,10 +9,10 @@ by its scopes and launch patient.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 
 from gateway.auth import sessions
+from gateway.auth.credentials import master_key_presented
 from gateway.errors import GatewayError
 from gateway.fhir.outcome import FhirError, OutcomeIssue
 from gateway.policy.principal import Principal, RequestInfo, master
@@ -30,15 +30,10 @@ def unauthorized(diagnostics: str) -> FhirError:
     return FhirError(401, OutcomeIssue("login", diagnostics), headers=dict(CHALLENGE))
 
 
-def _same(given: str, expected: str) -> bool:
-    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
-
-
 async def authenticate(db: Database, settings: Settings, headers: Mapping[str, str], info: RequestInfo) -> Principal:
-    master_key = headers.get("x-parse-master-key")
-    if master_key is not None:
-        app_id = headers.get("x-parse-application-id") or ""
-        if not (_same(app_id, settings.app_id) and _same(master_key, settings.master_key)):
+    presented = master_key_presented(settings, headers)
+    if presented is not None:
+        if not presented:
             raise unauthorized("Invalid application id or master key.")
         return master(info)
     token = headers.get("x-parse-session-token")

@@ -12,7 +12,6 @@ work is in ``gateway.hl7v2.deadletters``, shared with the CLI.
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from litestar import Request, Response, get, post
@@ -20,6 +19,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from gateway.auth import sessions
+from gateway.auth.credentials import master_key_presented
 from gateway.errors import GatewayError
 from gateway.hl7v2 import deadletters
 from gateway.hl7v2.ingest import Ingest
@@ -50,19 +50,15 @@ def _error(status: int, detail: str) -> Response[dict[str, Any]]:
     return Response({"status_code": status, "detail": detail}, status_code=status, headers=headers)
 
 
-def _same(given: str, expected: str) -> bool:
-    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
-
-
 async def _admin(request: Request[Any, Any, Any]) -> Principal:
     """The master key or an admin's session; raises ``_Denied`` (401/403) otherwise."""
     settings: Settings = request.app.state.settings
     ingest: Ingest = request.app.state.hl7
     info = RequestInfo(source_address=request.client.host if request.client else None)
     headers = request.headers
-    key = headers.get("x-parse-master-key")
-    if key is not None:
-        if _same(headers.get("x-parse-application-id") or "", settings.app_id) and _same(key, settings.master_key):
+    presented = master_key_presented(settings, headers)
+    if presented is not None:
+        if presented:
             return master(info)
         raise _Denied(401, "invalid application id or master key")
     token = headers.get("x-parse-session-token")

@@ -569,32 +569,28 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         if row is None or row["revokedAt"] is not None:
             return None
         if row["rotatedAt"] is not None:
-            store.revoke_grant(st.conn, row["grantId"], st.now)
-            st.event(
-                "oauth-revoke",
-                "rotated refresh token reused: token family revoked",
-                outcome="failure",
-                user_id=row["user"],
-                client_id=row["clientId"],
-                metadata={"grant": row["grantId"]},
-                patient=row["patient"],
-            )
+            self._revoke_family(row, "rotated refresh token reused: token family revoked")
             return None
         if row["expiresAt"] <= st.now:
             return None
         if row["sessionId"] is not None and store.session_alive(st.conn, row["sessionId"], row["user"], st.now) is None:
-            store.revoke_grant(st.conn, row["grantId"], st.now)
-            st.event(
-                "oauth-revoke",
-                "online_access refresh token used after its sign-in ended: token family revoked",
-                outcome="failure",
-                user_id=row["user"],
-                client_id=row["clientId"],
-                metadata={"grant": row["grantId"]},
-                patient=row["patient"],
-            )
+            self._revoke_family(row, "online_access refresh token used after its sign-in ended: token family revoked")
             return None
         return StoredToken("refresh_token", row)
+
+    def _revoke_family(self, row: Any, reason: str) -> None:
+        """Revoke every token of the refresh token's grant and audit why (a refusal, not a client's revoke)."""
+        st = self.state
+        store.revoke_grant(st.conn, row["grantId"], st.now)
+        st.event(
+            "oauth-revoke",
+            reason,
+            outcome="failure",
+            user_id=row["user"],
+            client_id=row["clientId"],
+            metadata={"grant": row["grantId"]},
+            patient=row["patient"],
+        )
 
     def authenticate_user(self, refresh_token: StoredToken) -> GrantUser | None:
         row = refresh_token.row
