@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.classes import ClassSpec
 from gateway.store.database import InlineConnection
+from gateway.store.leanselect import decode_rows
 from gateway.store.models import PatientProfile, Session, User, table_of
 from gateway.store.types import UTCDateTime, parse_sqlite_utc
 
@@ -57,14 +58,16 @@ def _converter(column: ColumnElement[Any]) -> Converter:
 
 
 @cache
-def _sqlite_select(table_name: str) -> tuple[str, tuple[str, ...], tuple[Converter, ...]]:
+def _sqlite_select(table_name: str) -> tuple[str, tuple[str, ...], tuple[tuple[int, Converter], ...]]:
+    """SQL text, column names, and (index, converter) for the columns that need decoding."""
     from gateway.store.classes import CLASSES
 
     spec = CLASSES[table_name]
     names = tuple(str(c.name) for c in spec.table.columns)
     converters = tuple(_converter(c) for c in spec.table.columns)
+    convert_at = tuple((i, f) for i, f in enumerate(converters) if f is not _identity)
     cols = ", ".join(f'"{n}"' for n in names)
-    return f'SELECT {cols} FROM "{table_name}" WHERE "objectId" = ?', names, converters
+    return f'SELECT {cols} FROM "{table_name}" WHERE "objectId" = ?', names, convert_at
 
 
 @cache
@@ -78,12 +81,9 @@ def _core_select(table_name: str) -> Select[Any]:
 async def row_by_id(conn: AsyncConnection | InlineConnection, spec: ClassSpec, object_id: str) -> Row | None:
     """The whole row, internal columns included (``_rperm`` is checked by the caller's policy)."""
     if isinstance(conn, InlineConnection):
-        sql, names, converters = _sqlite_select(spec.name)
+        sql, names, convert_at = _sqlite_select(spec.name)
         rows = conn.driver().execute(sql, (object_id,)).fetchall()
-        found = rows[0] if rows else None
-        if found is None:
-            return None
-        return {n: f(v) for n, f, v in zip(names, converters, found, strict=True)}
+        return decode_rows(names, convert_at, rows)[0] if rows else None
     result = await conn.execute(_core_select(spec.name), {"oid": object_id})
     mapped = result.mappings().first()
     return None if mapped is None else dict(mapped)
@@ -158,8 +158,8 @@ async def rows_by_ids(conn: AsyncConnection | InlineConnection, spec: ClassSpec,
     if not object_ids:
         return []
     if isinstance(conn, InlineConnection):
-        _, names, converters = _sqlite_select(spec.name)
+        _, names, convert_at = _sqlite_select(spec.name)
         rows = conn.driver().execute(_sqlite_select_in(spec.name, len(object_ids)), object_ids).fetchall()
-        return [{n: f(v) for n, f, v in zip(names, converters, row, strict=True)} for row in rows]
+        return decode_rows(names, convert_at, rows)
     result = await conn.execute(select(spec.table).where(spec.pk.in_(object_ids)))
     return [dict(m) for m in result.mappings()]
