@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -81,35 +82,53 @@ def encode_value(fspec: FieldSpec, value: Any) -> Any:
     return value
 
 
-_PLAIN, _DATE, _POINTER, _POINTERS, _RELATION = range(5)
+@dataclass(frozen=True, slots=True)
+class _EncodePlan:
+    """A class's serialized fields grouped by how they encode, minus those a caller may not
+    see or did not ask for: the read path runs this per row, so each group is one tight loop
+    instead of a per-field dispatch."""
+
+    plain: tuple[str, ...]
+    dates: tuple[str, ...]
+    pointers: tuple[tuple[str, str], ...]
+    pointer_lists: tuple[tuple[str, str], ...]
+    relations: tuple[tuple[str, str], ...]
 
 
-_PLANS: dict[str, tuple[tuple[str, int, str], ...]] = {}
+_PLANS: dict[tuple[str, frozenset[str] | None, frozenset[str]], _EncodePlan] = {}
+_PLANS_MAX = 1024
 
 
-def _plan(spec: ClassSpec) -> tuple[tuple[str, int, str], ...]:
-    """Per class, once: each serialized field with how to encode it (the read path runs this per row)."""
-    cached = _PLANS.get(spec.name)
+def _plan(spec: ClassSpec, keys: frozenset[str] | None, hidden: frozenset[str]) -> _EncodePlan:
+    """Per (class, keys, hidden), once."""
+    cache_key = (spec.name, keys, hidden)
+    cached = _PLANS.get(cache_key)
     if cached is not None:
         return cached
-    plan: list[tuple[str, int, str]] = []
+    plain: list[str] = []
+    dates: list[str] = []
+    pointers: list[tuple[str, str]] = []
+    pointer_lists: list[tuple[str, str]] = []
+    relations: list[tuple[str, str]] = []
     for name, fspec in spec.fields.items():
-        if name in ("objectId", "createdAt", "updatedAt"):
+        if name in ("objectId", "createdAt", "updatedAt") or name in hidden or (keys is not None and name not in keys):
             continue
         target = fspec.target or ""
         if fspec.type is FieldType.RELATION:
-            kind = _RELATION
+            relations.append((name, target))
         elif fspec.type is FieldType.DATE:
-            kind = _DATE
+            dates.append(name)
         elif fspec.type is FieldType.POINTER:
-            kind = _POINTER
+            pointers.append((name, target))
         elif fspec.type is FieldType.ARRAY and fspec.is_join:
-            kind = _POINTERS
+            pointer_lists.append((name, target))
         else:
-            kind = _PLAIN
-        plan.append((name, kind, target))
-    _PLANS[spec.name] = tuple(plan)
-    return _PLANS[spec.name]
+            plain.append(name)
+    plan = _EncodePlan(tuple(plain), tuple(dates), tuple(pointers), tuple(pointer_lists), tuple(relations))
+    if len(_PLANS) >= _PLANS_MAX:
+        _PLANS.clear()
+    _PLANS[cache_key] = plan
+    return plan
 
 
 def encode_record(
@@ -124,39 +143,40 @@ def encode_record(
     """Parse JSON for one record. Pointer values of type ``expanded`` (included objects)
     are rendered by ``expand``; everything else by the class's encode plan."""
     out: dict[str, Any] = {"objectId": record["objectId"]}
-    created, updated = record.get("createdAt"), record.get("updatedAt")
+    get = record.get
+    created, updated = get("createdAt"), get("updatedAt")
     if created is not None:
         out["createdAt"] = iso(created)
     if updated is not None:
         out["updatedAt"] = iso(updated)
-    filtered = keys is not None or bool(hidden)
-    get = record.get
-    for name, kind, target in _plan(spec):
-        if filtered and (name in hidden or (keys is not None and name not in keys)):
-            continue
+    plan = _plan(spec, keys, hidden)
+    for name in plan.plain:
+        value = get(name)
+        if value is not None:
+            out[name] = value
+    for name in plan.dates:
+        value = get(name)
+        if value is not None:
+            out[name] = {"__type": "Date", "iso": iso(value)}
+    for name, target in plan.pointers:
         value = get(name)
         if value is None:
-            if kind == _RELATION:
-                out[name] = {"__type": "Relation", "className": target}
             continue
-        if kind == _PLAIN:
-            out[name] = value
-        elif kind == _DATE:
-            out[name] = {"__type": "Date", "iso": iso(value)}
-        elif kind == _RELATION:
-            out[name] = {"__type": "Relation", "className": target}
-        elif kind == _POINTER:
-            if expand is not None and type(value) is expanded:
-                out[name] = expand(value)
-            else:
-                out[name] = {"__type": "Pointer", "className": target, "objectId": value}
+        if expand is not None and type(value) is expanded:
+            out[name] = expand(value)
         else:
+            out[name] = {"__type": "Pointer", "className": target, "objectId": value}
+    for name, target in plan.pointer_lists:
+        value = get(name)
+        if value is not None:
             out[name] = [
                 expand(v)
                 if expand is not None and type(v) is expanded
                 else {"__type": "Pointer", "className": target, "objectId": v}
                 for v in value
             ]
+    for name, target in plan.relations:
+        out[name] = {"__type": "Relation", "className": target}
     return out
 
 

@@ -14,9 +14,11 @@ from gateway.native.dispatch import route
 from gateway.native.encode import to_json
 from gateway.native.request import NativeRequest, reject_nul
 from gateway.policy.clp import Op
+from gateway.policy.filters import filter_identity
 from gateway.policy.principal import Principal
-from gateway.records.service import find_records
+from gateway.records.service import find_records, find_statement
 from gateway.store.classes import CLASSES, ClassSpec
+from gateway.store.statements import Built, StatementMemo
 
 OPTION_KEYS = frozenset(
     {
@@ -78,33 +80,26 @@ def _truthy(value: Any) -> bool:
     return value in (1, True, "1", "true", "True")
 
 
+_FINDS = StatementMemo()
+"""Find statements by query and caller (see ``gateway.store.statements``)."""
+
+
 async def find(ctx: NativeContext, principal: Principal, class_name: str, options: dict[str, Any]) -> dict[str, Any]:
     spec = ctx.records.spec(class_name, principal)
     settings = ctx.settings
-    limits = query.QueryLimits(
-        max_depth=settings.where_max_depth,
-        regex_max_length=settings.regex_max_length,
-        in_max_items=settings.in_max_items,
-    )
     hidden = ctx.records.hidden_fields(spec, principal, {})
-    where_doc = _json_option(options, "where") or {}
-    node = query.parse_where(
-        spec,
-        where_doc,
-        limits,
-        protected=hidden,
-        protected_for=lambda other: ctx.records.hidden_fields(other, principal, {}),
-    )
-    await ctx.records.preload_clps()
-    cctx = query.CompileContext(dialect=ctx.db.dialect, subquery_filter=lambda s: _sub_filter(ctx, principal, s))
-    where = query.compile_where(node, spec, cctx)
-    order_keys = query.parse_order(spec, _str_option(options, "order") or "", protected=hidden)
-    order = query.compile_order(order_keys, spec)
     limit = _int_option(options, "limit", settings.parse_limit_default)
     skip = _int_option(options, "skip", 0)
     if limit < 0 or skip < 0:
         raise Invalid("limit and skip must not be negative", parse_code=ParseCode.INVALID_QUERY)
     limit = min(limit, settings.parse_limit_max)
+    order_opt = _str_option(options, "order") or ""
+    key = _find_key(ctx, principal, spec, hidden, options.get("where"), order_opt, limit, skip)
+    built = _FINDS.get(key) if key is not None else None
+    if built is None:
+        built, reusable = await _find_statement(ctx, principal, spec, hidden, options, order_opt, limit, skip)
+        if key is not None and reusable:
+            _FINDS.put(key, built)
     include_opt = _str_option(options, "include")
     include = (
         query.parse_include(spec, include_opt, settings.include_max_depth, protected=hidden) if include_opt else None
@@ -116,22 +111,93 @@ async def find(ctx: NativeContext, principal: Principal, class_name: str, option
         ctx.records,
         principal,
         class_name,
-        where=where,
-        order=order,
+        built=built,
         limit=limit,
         skip=skip,
         count=count,
         include=include,
-        query=msgspec.json.encode(options, order="sorted", enc_hook=str).decode(),
+        query=_query_text(options) if ctx.records.reads.enabled else None,
     )
+    seen: dict[Any, Any] = {}
     body: dict[str, Any] = {
         "results": [
-            to_json(spec, r, keys=keys, hidden=ctx.records.hidden_fields(spec, principal, r)) for r in result.records
+            to_json(spec, r, keys=keys, hidden=ctx.records.hidden_fields(spec, principal, r), seen=seen)
+            for r in result.records
         ]
     }
     if result.count is not None:
         body["count"] = result.count
     return body
+
+
+def _query_text(options: dict[str, Any]) -> str:
+    """The query as the caller sent it, for the audit entry of the search."""
+    return msgspec.json.encode(options, order="sorted", enc_hook=str).decode()
+
+
+def _find_key(
+    ctx: NativeContext,
+    principal: Principal,
+    spec: ClassSpec,
+    hidden: frozenset[str],
+    where_opt: Any,
+    order_opt: str,
+    limit: int,
+    skip: int,
+) -> tuple[Any, ...] | None:
+    """What a find statement is a pure function of: the class, the query as sent, and the caller's
+    policy identity and hidden fields. ``where`` arrives as JSON text (REST) or already decoded (the
+    JS SDK's POST form), which is keyed by its sorted JSON; anything else is not remembered."""
+    if where_opt is None or isinstance(where_opt, str):
+        where_text = where_opt or ""
+    elif isinstance(where_opt, dict):
+        try:
+            where_text = msgspec.json.encode(where_opt, order="sorted").decode()
+        except (TypeError, msgspec.EncodeError):
+            return None
+    else:
+        return None
+    return (spec.name, ctx.db.dialect, filter_identity(principal), hidden, where_text, order_opt, limit, skip)
+
+
+async def _find_statement(
+    ctx: NativeContext,
+    principal: Principal,
+    spec: ClassSpec,
+    hidden: frozenset[str],
+    options: dict[str, Any],
+    order_opt: str,
+    limit: int,
+    skip: int,
+) -> tuple[Built, bool]:
+    """Parse and compile ``where`` and ``order`` into the page statement; the flag says whether it may
+    be remembered (not when a sub-query consulted another class's permissions)."""
+    settings = ctx.settings
+    limits = query.QueryLimits(
+        max_depth=settings.where_max_depth,
+        regex_max_length=settings.regex_max_length,
+        in_max_items=settings.in_max_items,
+    )
+    where_doc = _json_option(options, "where") or {}
+    node = query.parse_where(
+        spec,
+        where_doc,
+        limits,
+        protected=hidden,
+        protected_for=lambda other: ctx.records.hidden_fields(other, principal, {}),
+    )
+    await ctx.records.preload_clps()
+    consulted: list[str] = []
+
+    def sub_filter(other: ClassSpec) -> Any:
+        consulted.append(other.name)
+        return _sub_filter(ctx, principal, other)
+
+    cctx = query.CompileContext(dialect=ctx.db.dialect, subquery_filter=sub_filter)
+    where = query.compile_where(node, spec, cctx)
+    order = query.compile_order(query.parse_order(spec, order_opt, protected=hidden), spec)
+    built = find_statement(ctx.records, principal, spec, where, order, limit, skip)
+    return built, not consulted
 
 
 def _keys(keys_opt: str | None) -> frozenset[str] | None:

@@ -61,6 +61,14 @@ def patient_bound(spec: ClassSpec, principal: Principal) -> ColumnElement[bool] 
 _FILTER_CACHE: dict[tuple[Any, ...], ColumnElement[bool]] = {}
 
 
+def filter_identity(principal: Principal) -> tuple[Any, ...]:
+    """Everything ``read_filter`` depends on besides the class: two principals with the same
+    identity get the same predicate, so a statement built for one serves the other."""
+    if principal.is_master:
+        return ("master",)
+    return (principal.perms, principal.patient_ids, principal.compartment)
+
+
 def read_filter(spec: ClassSpec, principal: Principal, dialect: str) -> ColumnElement[bool]:
     """Cached per (class, perms, patient bound): a list request otherwise spends more time
     building this expression (and SQLAlchemy hashing it) than SQLite spends running it."""

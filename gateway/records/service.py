@@ -45,6 +45,7 @@ from gateway.store.objects import (
     record_from_row,
     update_record,
 )
+from gateway.store.statements import Built
 
 
 @dataclass(slots=True)
@@ -491,38 +492,58 @@ async def find_records(
     principal: Principal,
     class_name: str,
     *,
-    where: ColumnElement[bool] | None,
-    order: Sequence[ColumnElement[Any]],
+    where: ColumnElement[bool] | None = None,
+    order: Sequence[ColumnElement[Any]] = (),
     limit: int,
     skip: int,
     count: bool,
     include: Mapping[str, Any] | None = None,
     op: Op = Op.FIND,
     query: str | None = None,
+    built: Built | None = None,
 ) -> FindResult:
     """One page of the rows the caller may read (and, when asked, how many there are in all).
 
-    Audited as one search (``query`` is the caller's query as they sent it); a count-only
-    request returns no records and writes no entry."""
+    ``built`` is the page's statement when the caller remembered it (``gateway.store.statements``;
+    made by ``find_statement`` from the same ``where``/``order``), so the policy predicate is
+    in it either way. Audited as one search (``query`` is the caller's query as they sent
+    it); a count-only request returns no records and writes no entry."""
     from gateway.store.objects import count_records, select_records
 
     spec = records.spec(class_name, principal)
-    cond = records.filter_for(spec, principal)
-    if where is not None:
-        cond = and_(cond, where)
+    if built is None:
+        built = find_statement(records, principal, spec, where, order, limit, skip)
     async with records.db.read() as conn:
         await records.check(conn, class_name, Op.COUNT if count and limit == 0 else op, principal)
         rows: list[Record] = []
         if limit > 0:
-            rows = await select_records(conn, spec, cond, order=order, limit=limit, offset=skip)
+            rows = await select_records(conn, spec, built=built)
             if include:
                 await records.expand(conn, principal, spec, rows, include)
-        total = await count_records(conn, spec, cond) if count else None
-    if limit > 0:
+        total = await count_records(conn, spec, built.cond) if count else None
+    if limit > 0 and records.reads.enabled:
         await records.audit_search(
             principal, class_name, rows, query=query, included=included_records(rows) if include else []
         )
     return FindResult(rows, total)
+
+
+def find_statement(
+    records: Records,
+    principal: Principal,
+    spec: ClassSpec,
+    where: ColumnElement[bool] | None,
+    order: Sequence[ColumnElement[Any]],
+    limit: int,
+    skip: int,
+) -> Built:
+    """The page statement of ``find_records``: the caller's query ANDed with the read policy."""
+    from gateway.store.objects import select_statement
+
+    cond = records.filter_for(spec, principal)
+    if where is not None:
+        cond = and_(cond, where)
+    return Built(select_statement(spec, cond, order=order, limit=limit, offset=skip), cond=cond)
 
 
 def included_records(records: Sequence[Record]) -> list[tuple[str, Record]]:

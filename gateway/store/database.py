@@ -18,6 +18,7 @@ from sqlalchemy.sql.base import Executable
 from gateway.native.query.regex import install_sqlite_functions
 from gateway.store import leanselect
 from gateway.store.engine import create_engine, create_inline_reader
+from gateway.store.statements import Built
 
 
 class InlineConnection:
@@ -54,6 +55,10 @@ class InlineConnection:
     def fetch_dicts(self, statement: Select[Any]) -> list[dict[str, Any]]:
         """Run a SELECT on the driver connection (see ``leanselect``); rows as dicts."""
         return leanselect.fetch_dicts(self._driver, statement, self.dialect)
+
+    def fetch_built(self, built: Built) -> list[dict[str, Any]]:
+        """A remembered statement (``gateway.store.statements``) on the driver connection."""
+        return leanselect.fetch_built(self._driver, built, self.dialect)
 
     def fetch_tuples(self, statement: Select[Any]) -> Sequence[tuple[Any, ...]]:
         return leanselect.fetch_tuples(self._driver, statement, self.dialect)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, RowMapping, Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,6 +19,7 @@ from gateway.errors import Conflict, Invalid, ParseCode
 from gateway.store.classes import ClassSpec, FieldType
 from gateway.store.database import InlineConnection
 from gateway.store.models import Version, table_of
+from gateway.store.statements import Built
 
 Record = dict[str, Any]
 
@@ -75,6 +76,37 @@ def _public_columns(spec: ClassSpec) -> tuple[Any, ...]:
     return cols
 
 
+_BASE: dict[tuple[str, bool], Select[Any]] = {}
+
+
+def select_statement(
+    spec: ClassSpec,
+    where: ColumnElement[bool] | None = None,
+    *,
+    order: Sequence[ColumnElement[Any]] = (),
+    limit: int | None = None,
+    offset: int | None = None,
+    keep_internal: bool = False,
+) -> Select[Any]:
+    """The SELECT of a page of records (the column list is built once per class: coercing
+    two dozen columns was a tenth of a list request)."""
+    base = _BASE.get((spec.name, keep_internal))
+    if base is None:
+        base = _BASE[(spec.name, keep_internal)] = select(
+            *(spec.table.columns if keep_internal else _public_columns(spec))
+        )
+    stmt = base
+    if where is not None:
+        stmt = stmt.where(where)
+    if order:
+        stmt = stmt.order_by(*order)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    if offset:
+        stmt = stmt.offset(offset)
+    return stmt
+
+
 async def select_records(
     conn: AsyncConnection,
     spec: ClassSpec,
@@ -85,20 +117,20 @@ async def select_records(
     offset: int | None = None,
     keep_internal: bool = False,
     with_joins: bool = True,
+    built: Built | None = None,
 ) -> list[Record]:
-    stmt = select(*(spec.table.columns if keep_internal else _public_columns(spec)))
-    if where is not None:
-        stmt = stmt.where(where)
-    if order:
-        stmt = stmt.order_by(*order)
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    if offset:
-        stmt = stmt.offset(offset)
-    if isinstance(conn, InlineConnection):
-        records = conn.fetch_dicts(stmt)
+    """A page of records; ``built`` is a remembered ``select_statement`` (``gateway.store.statements``)
+    and, when given, stands for ``where``/``order``/``limit``/``offset``."""
+    if built is None:
+        stmt = select_statement(spec, where, order=order, limit=limit, offset=offset, keep_internal=keep_internal)
+        if isinstance(conn, InlineConnection):
+            records = conn.fetch_dicts(stmt)
+        else:
+            records = [dict(row) for row in (await conn.execute(stmt)).mappings()]
+    elif isinstance(conn, InlineConnection):
+        records = conn.fetch_built(built)
     else:
-        records = [dict(row) for row in (await conn.execute(stmt)).mappings()]
+        records = [dict(row) for row in (await conn.execute(built.stmt)).mappings()]
     if with_joins:
         await load_join_arrays(conn, spec, records)
     return records
