@@ -129,7 +129,8 @@ def _context(request: Request[Any, Any, Any]) -> FhirContext:
 
 
 async def _fhir_request(request: Request[Any, Any, Any], ctx: FhirContext, form: bool) -> FhirRequest:
-    body = await request.body()
+    # Only POST and PUT carry a resource or a form; a body on any other interaction is ignored unread.
+    body = await request.body() if request.method in ("POST", "PUT") else b""
     params = list(request.query_params.multi_items())
     if form:
         _check_body_type(request, frozenset({FORM}), body)

@@ -7,7 +7,7 @@ are ANDed with the search predicate, so a page or a total never counts a hidden 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -22,8 +22,10 @@ from gateway.fhir.params import ReferenceParam, SearchParam, missing_clause
 from gateway.fhir.registry import MANDATORY, RESOURCES, RESULT_PARAMS, ResourceDef, includes_of, revincludes_of
 from gateway.fhir.render import to_resources
 from gateway.policy.clp import Op
+from gateway.policy.filters import filter_identity
 from gateway.store.classes import CLASSES, ClassSpec
-from gateway.store.objects import Record, count_records, select_records
+from gateway.store.objects import Record, count_records, select_records, select_statement
+from gateway.store.statements import Built, StatementMemo
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 1000
@@ -286,18 +288,49 @@ def _subset(resource: dict[str, Any], elements: tuple[str, ...]) -> dict[str, An
     return out
 
 
-async def search(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest) -> FhirResponse:
-    records = ctx.records
-    spec = records.spec(rdef.class_name, req.principal)
-    await records.preload_clps()
+_SEARCHES = StatementMemo()
+"""First-page search statements by query and caller (see ``gateway.store.statements``)."""
+
+
+def _search_key(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest) -> tuple[Any, ...] | None:
+    """What a search's plan and first-page statement are a pure function of; ``None`` when they are
+    not: chains (they consult other types' permissions), ``ap`` values (relative to now), token
+    query restrictions, and cursor pages (each cursor is unique; remembering them would only churn)."""
+    if req.restrictions is not None:
+        return None
+    for name, value in req.params:
+        if "." in name or name == "_cursor" or value.startswith("ap") or ",ap" in value:
+            return None
+    return (rdef.type, ctx.records.db.dialect, filter_identity(req.principal), _strict(req), tuple(req.params))
+
+
+def _first_page(ctx: FhirContext, rdef: ResourceDef, spec: ClassSpec, req: FhirRequest) -> Built:
     plan = plan_search(ctx, rdef, spec, req)
-    digest = query_digest(rdef.type, plan.echo)
+    records = ctx.records
     cond = (
         and_(records.filter_for(spec, req.principal), *plan.where)
         if plan.where
         else records.filter_for(spec, req.principal)
     )
     column = _sort_column(rdef, spec, plan)
+    stmt = select_statement(spec, cond, order=_order(spec, column, plan.descending), limit=plan.count + 1)
+    return Built(stmt, cond=cond, extra=(plan, query_digest(rdef.type, plan.echo), column))
+
+
+async def search(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest) -> FhirResponse:
+    records = ctx.records
+    spec = records.spec(rdef.class_name, req.principal)
+    await records.preload_clps()
+    key = _search_key(ctx, rdef, req)
+    first = _SEARCHES.get(key) if key is not None else None
+    if first is None:
+        first = _first_page(ctx, rdef, spec, req)
+        if key is not None:
+            _SEARCHES.put(key, first)
+    remembered_plan, digest, column = first.extra
+    plan = replace(remembered_plan, warnings=list(remembered_plan.warnings))  # this request adds its own
+    cond = first.cond
+    assert cond is not None
     cursor = ctx.cursors.decode(plan.cursor, digest) if plan.cursor is not None else None
     base = f"{ctx.fhir_base}/{rdef.type}"
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
@@ -317,16 +350,20 @@ async def search(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest) -> FhirR
                 )
                 more_before, more_after = len(rows) > plan.count, True
                 rows = rows[: plan.count][::-1]
+            elif cursor is None:
+                rows = await select_records(conn, spec, built=first)
+                more_after = len(rows) > plan.count
+                rows = rows[: plan.count]
             else:
-                page_cond = cond if cursor is None else and_(cond, _after(spec, column, plan.descending, cursor))
+                page_cond = and_(cond, _after(spec, column, plan.descending, cursor))
                 rows = await select_records(
                     conn, spec, page_cond, order=_order(spec, column, plan.descending), limit=plan.count + 1
                 )
                 more_after = len(rows) > plan.count
                 rows = rows[: plan.count]
-                if cursor is not None and rows:
-                    first = Cursor(digest, _key(rows[0], column), str(rows[0]["objectId"]), True)
-                    before = and_(cond, _before(spec, column, plan.descending, first))
+                if rows:
+                    head = Cursor(digest, _key(rows[0], column), str(rows[0]["objectId"]), True)
+                    before = and_(cond, _before(spec, column, plan.descending, head))
                     more_before = bool(await select_records(conn, spec, before, limit=1, with_joins=False))
         if plan.total or plan.summary_count:
             bundle["total"] = await count_records(conn, spec, cond if cond is not None else true())
@@ -334,7 +371,7 @@ async def search(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest) -> FhirR
         if plan.includes and rows:
             extra, warnings = await included(conn, ctx, req.principal, rdef, rows, plan.includes)
             plan.warnings += warnings
-    if not plan.summary_count:
+    if not plan.summary_count and records.reads.enabled:
         await records.audit_search(
             req.principal, rdef.class_name, rows, query=urlencode(plan.echo), included=_audited_includes(extra)
         )

@@ -8,6 +8,7 @@ Our own systems live under ``MappingOptions.system_base`` (see :func:`local_uri`
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import lru_cache
 from typing import Final
 from urllib.parse import quote, unquote
 
@@ -69,8 +70,10 @@ class Ext(StrEnum):
     """``Practitioner``: valueString, ``ProviderProfile.clinic``."""
 
 
+@lru_cache(maxsize=1024)
 def local_uri(base: str, suffix: str) -> str:
-    """One of our URIs: ``<system_base>/<suffix>``."""
+    """One of our URIs: ``<system_base>/<suffix>`` (memoized: a search page builds a few per resource
+    from the same handful of suffixes)."""
     return f"{base.rstrip('/')}/{suffix}"
 
 

@@ -31,7 +31,6 @@ from .codes import (
     SID_ORDER,
     V3_INTERPRETATION,
     Ext,
-    ValueType,
     local_uri,
     system_uri,
 )
@@ -105,7 +104,8 @@ def interpretation(flag: str) -> dict[str, Any]:
 def _extensions(record: NativeRecord, key: str | None, options: MappingOptions) -> list[dict[str, Any]]:
     out = []
     kind = str(record.get("valueType"))
-    if kind in ValueType.__members__ and key in ELEMENT[ValueType(kind)]:
+    allowed = ELEMENT.get(kind)  # type: ignore[call-overload]  # a StrEnum key matches its str value
+    if allowed is not None and key in allowed:
         out.append(ext(options, Ext.VALUE_TYPE, "valueCode", kind))
     for item in record.get("attachments") or []:
         out.append(ext(options, Ext.ATTACHMENT, "valueAttachment", attachment(item)))
