@@ -72,6 +72,9 @@ def serve(host: str | None, port: int | None, database_url: str | None, demo: bo
     if settings.demo:
         asyncio.run(_seed_if_empty(settings))
     app = create_app(settings, mllp=True, checkpoints=True)
+    from gateway.runtime import tune_gc
+
+    tune_gc()
     uvicorn.run(
         app, host=settings.http_host, port=settings.http_port, log_level=settings.log_level.lower(), access_log=False
     )
