@@ -72,8 +72,9 @@ async def resolve(conn: AsyncConnection, token: object, info: RequestInfo) -> Pr
     found = await hotpath.session_by_token(conn, token_digest(token))
     if found is None or found[2] <= now():
         raise InvalidSession()
-    session_id, user_id, _expires, username, own_patient = found
-    roles = await hotpath.role_names(conn, user_id)
+    session_id, user_id, _expires, username, own_patient, roles = found
+    if roles is None:
+        roles = await hotpath.role_names(conn, user_id)
     if roles is None:
         roles = await user_roles(conn, user_id)
     return Principal(

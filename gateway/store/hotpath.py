@@ -91,9 +91,14 @@ async def row_by_id(conn: AsyncConnection | InlineConnection, spec: ClassSpec, o
 
 _SESSION_SQL = (
     'SELECT s."objectId", s."user", s."expiresAt", u."username", '
-    '(SELECT p."objectId" FROM "PatientProfile" p WHERE p."user" = s."user") '
+    '(SELECT p."objectId" FROM "PatientProfile" p WHERE p."user" = s."user"), '
+    '(SELECT json_group_array(r."name") FROM "_Join_users_Role" j JOIN "_Role" r ON r."objectId" = j."owningId" '
+    'WHERE j."relatedId" = s."user"), '
+    'EXISTS (SELECT 1 FROM "_Join_roles_Role") '
     'FROM "_Session" s JOIN "_User" u ON u."objectId" = s."user" WHERE s."_token_hash" = ?'
 )
+"""The session, its user, their own patient, and their directly granted roles in one statement.
+Roles within roles need the recursive ``_ROLES_SQL``; the last column says whether any exist."""
 
 _SESSION_CORE = (
     select(
@@ -116,8 +121,12 @@ _ROLES_SQL = (
 
 async def session_by_token(
     conn: AsyncConnection | InlineConnection, digest: str
-) -> tuple[str, str, datetime, str, str | None] | None:
-    """(session id, user id, expiresAt, username, own patient id) for a token digest."""
+) -> tuple[str, str, datetime, str, str | None, frozenset[str] | None] | None:
+    """(session id, user id, expiresAt, username, own patient id, role names) for a token digest.
+
+    On SQLite the role names come in the same statement while no role contains another
+    (the usual deployment: patient, provider, admin, care teams); otherwise, and on
+    PostgreSQL, they are ``None`` and the caller asks ``role_names``/``user_roles``."""
     if isinstance(conn, InlineConnection):
         rows = conn.driver().execute(_SESSION_SQL, (digest,)).fetchall()
         found = rows[0] if rows else None
@@ -125,11 +134,12 @@ async def session_by_token(
             return None
         expires = _to_datetime(found[2])
         assert expires is not None
-        return found[0], found[1], expires, found[3], found[4]
+        roles = None if found[6] else frozenset(msgspec.json.decode(found[5]))
+        return found[0], found[1], expires, found[3], found[4], roles
     row = (await conn.execute(_SESSION_CORE, {"digest": digest})).first()
     if row is None:
         return None
-    return row[0], row[1], row[2], row[3], row[4]
+    return row[0], row[1], row[2], row[3], row[4], None
 
 
 async def role_names(conn: AsyncConnection | InlineConnection, user_id: str) -> frozenset[str] | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.api_support import APP_ID, Api
+import json
+
+from tests.api_support import APP_ID, Api, pointer
 
 
 async def test_signup_login_me_logout_round_trip(api: Api) -> None:
@@ -118,3 +120,37 @@ async def test_users_edit_only_themselves_and_never_verification(demo: Api) -> N
     r = await demo.put(f"/parse/users/{alice}", {"password": "new-secret-1"}, "alice")
     assert r.status_code == 200
     await demo.login("alice@example.org", "new-secret-1")
+
+
+async def test_roles_within_roles_grant_their_access(demo: Api) -> None:
+    """A user in a child role has the parent role's access (Parse's ``roles`` relation), on the
+    session path that reads direct roles in one statement and falls back to the recursive query."""
+    alice_user = demo.ids["alice:user"]
+    child = await demo.post(
+        "/parse/roles",
+        {
+            "name": "nested_child",
+            "ACL": {},
+            "users": {"__op": "AddRelation", "objects": [pointer("_User", alice_user)]},
+        },
+        master=True,
+    )
+    assert child.status_code == 201, child.text
+    parent = await demo.post(
+        "/parse/roles",
+        {"name": "nested_parent", "ACL": {"role:nested_parent": {"read": True}}},
+        master=True,
+    )
+    assert parent.status_code == 201, parent.text
+    where = json.dumps({"name": "nested_parent"})
+    before = await demo.find("_Role", "alice", where=where)
+    assert before.status_code == 200 and before.json()["results"] == []
+    r = await demo.put(
+        f"/parse/roles/{parent.json()['objectId']}",
+        {"roles": {"__op": "AddRelation", "objects": [pointer("_Role", child.json()["objectId"])]}},
+        master=True,
+    )
+    assert r.status_code == 200, r.text
+    after = await demo.find("_Role", "alice", where=where)
+    assert [x["name"] for x in after.json()["results"]] == ["nested_parent"]
+    assert (await demo.find("_Role", "bob", where=where)).json()["results"] == []
