@@ -10,12 +10,13 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -84,3 +85,22 @@ def wrk(url: str, *, seconds: int, connections: int = 16, script: str | None = N
     if not match:
         raise RuntimeError(out)
     return float(match.group(1))
+
+
+def interleaved(loads: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """Run every load once per round, in turn, for ``rounds`` rounds.
+
+    A shared or frequency-scaled machine drifts by tens of percent within a minute; a
+    ratio whose numerator and baseline come from the same round, taken as the median over
+    rounds, drifts far less than one taken from a single baseline measured earlier."""
+    out: dict[str, list[float]] = {name: [] for name in loads}
+    for _ in range(rounds):
+        for name, load in loads.items():
+            out[name].append(load())
+    return out
+
+
+def ratios(values: list[float], baseline: list[float]) -> tuple[float, float, float]:
+    """(median, lowest, highest) of the per-round ratios ``values[i] / baseline[i]``."""
+    per_round = sorted(v / b for v, b in zip(values, baseline, strict=True) if b)
+    return statistics.median(per_round), per_round[0], per_round[-1]

@@ -15,20 +15,21 @@ grows with the store) and prints the search cost at each size relative to 10k
 
 Read auditing (issue #6) is on, as in production, unless ``--no-audit`` is given.
 
-Usage: .venv/bin/python bench/fhir_read.py [--seconds 10] [--scale] [--no-audit]
+Usage: .venv/bin/python bench/fhir_read.py [--seconds 10] [--rounds 3] [--scale] [--no-audit]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._harness import APP_ID, live_server, wrk
+from bench._harness import APP_ID, interleaved, live_server, ratios, wrk
 from bench.native_read import TOKEN, build
 
 
@@ -37,8 +38,9 @@ def _server_env(audit: bool) -> dict[str, str]:
 
 
 def measure(
-    db_path: Path, patient: str, result_ids: list[str], seconds: int, audit: bool
-) -> tuple[float, float, float]:
+    db_path: Path, patient: str, result_ids: list[str], seconds: int, audit: bool, rounds: int = 1
+) -> dict[str, list[float]]:
+    """req/s of (a), (r) and (s) per interleaved round."""
     headers = {"X-Parse-Application-Id": APP_ID, "Authorization": f"Bearer {TOKEN}", "Accept": "application/fhir+json"}
     ids_lua = ",".join(json.dumps(i) for i in result_ids)
     read_script = (
@@ -49,16 +51,22 @@ def measure(
     )
     with live_server(f"sqlite+aiosqlite:///{db_path}", **_server_env(audit)) as base:
         wrk(base + "/health/live", seconds=2)
-        a = wrk(base + "/health/live", seconds=seconds)
-        r = wrk(base, seconds=seconds, script=read_script, headers=headers)
-        s = wrk(f"{base}/fhir/Observation?patient={patient}&_sort=-date&_count=20", seconds=seconds, headers=headers)
-    return a, r, s
+        search = f"{base}/fhir/Observation?patient={patient}&_sort=-date&_count=20"
+        return interleaved(
+            {
+                "a": lambda: wrk(base + "/health/live", seconds=seconds),
+                "r": lambda: wrk(base, seconds=seconds, script=read_script, headers=headers),
+                "s": lambda: wrk(search, seconds=seconds, headers=headers),
+            },
+            rounds,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--scale", action="store_true", help="also run the search at 10k, 100k and 1M Observations")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of (a, r, s)")
     parser.add_argument("--no-audit", action="store_true", help="turn read auditing off (GATEWAY_AUDIT_READS=0)")
     args = parser.parse_args()
     audit = not args.no_audit
@@ -67,10 +75,18 @@ def main() -> None:
         db_path = Path(tmp) / "bench.db"
         print("loading 100000 Observations across 1000 patients ...")
         patient, result_ids = build(db_path, 1000, 100)
-        a, r, s = measure(db_path, patient, result_ids, args.seconds, audit)
-        print(f"(a) trivial JSON route                 {a:9.1f} req/s")
-        print(f"(r) GET Observation/{{id}} (patient)     {r:9.1f} req/s   r/a = {r / a:.3f}  (target >= 0.40)")
-        print(f"(s) search patient, -date, _count=20   {s:9.1f} req/s   s/a = {s / a:.3f}  (target >= 0.20)")
+        runs = measure(db_path, patient, result_ids, args.seconds, audit, args.rounds)
+        print(f"{args.rounds} interleaved rounds of {args.seconds} s; ratios are medians of per-round ratios (range)")
+        print(f"(a) trivial JSON route                 {statistics.median(runs['a']):9.1f} req/s")
+        for key, label, target in (
+            ("r", "GET Observation/{id} (patient)", 0.40),
+            ("s", "search patient, -date, _count=20", 0.20),
+        ):
+            mid, low, high = ratios(runs[key], runs["a"])
+            print(
+                f"({key}) {label:34} {statistics.median(runs[key]):9.1f} req/s   {key}/a = {mid:.3f} "
+                f"({low:.3f}-{high:.3f})  (target >= {target:.2f})"
+            )
         if not args.scale:
             return
         costs: dict[int, float] = {}
@@ -79,9 +95,10 @@ def main() -> None:
             total = 1000 * per_patient
             print(f"loading {total} Observations across 1000 patients ...")
             patient, result_ids = build(path, 1000, per_patient)
-            a, _, s = measure(path, patient, result_ids[:50], args.seconds, audit)
-            costs[total] = a / s  # cost of one search in units of the trivial route, same run
-            print(f"    {total:>8} Observations: search {s:8.1f} req/s, s/a = {s / a:.3f}")
+            scaled = measure(path, patient, result_ids[:50], args.seconds, audit, args.rounds)
+            mid, _, _ = ratios(scaled["s"], scaled["a"])
+            costs[total] = 1 / mid  # cost of one search in units of the trivial route, same rounds
+            print(f"    {total:>8} Observations: search {statistics.median(scaled['s']):8.1f} req/s, s/a = {mid:.3f}")
             path.unlink()
         base_cost = costs[10_000]
         for total, cost in costs.items():

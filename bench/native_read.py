@@ -8,7 +8,8 @@ from a second process. Prints requests/s for
 and the ratios b/a (target >= 0.4) and c/a (target >= 0.15), authorization on.
 Read auditing (issue #6) is on, as in production, unless ``--no-audit`` is given.
 
-Usage: .venv/bin/python bench/native_read.py [--seconds 10] [--patients 1000] [--per-patient 100] [--no-audit]
+Usage: .venv/bin/python bench/native_read.py [--seconds 10] [--rounds 3] [--patients 1000] [--per-patient 100]
+       [--no-audit]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import hashlib
 import json
 import random
+import statistics
 import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -26,7 +28,7 @@ from sqlalchemy import create_engine, insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._harness import APP_ID, live_server, wrk  # noqa: E402
+from bench._harness import APP_ID, interleaved, live_server, ratios, wrk  # noqa: E402
 from gateway.policy.acl import flatten  # noqa: E402
 from gateway.policy.rules import PatientLink, record_acl  # noqa: E402
 from gateway.store import models  # noqa: E402
@@ -96,6 +98,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--patients", type=int, default=1000)
     parser.add_argument("--per-patient", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of (a, b, c)")
     parser.add_argument("--no-audit", action="store_true", help="turn read auditing off (GATEWAY_AUDIT_READS=0)")
     args = parser.parse_args()
     env = {"GATEWAY_AUDIT_READS": "0"} if args.no_audit else {}
@@ -114,13 +117,27 @@ def main() -> None:
         )
         with live_server(f"sqlite+aiosqlite:///{db_path}", **env) as base:
             wrk(base + "/health/live", seconds=2)
-            a = wrk(base + "/health/live", seconds=args.seconds)
-            b = wrk(base, seconds=args.seconds, script=get_script, headers=headers)
-            c = wrk(base + "/parse/classes/LabResult?order=-publishedAt&include=orderedBy&limit=20",
-                    seconds=args.seconds, headers=headers)
+            runs = interleaved(
+                {
+                    "a": lambda: wrk(base + "/health/live", seconds=args.seconds),
+                    "b": lambda: wrk(base, seconds=args.seconds, script=get_script, headers=headers),
+                    "c": lambda: wrk(
+                        base + "/parse/classes/LabResult?order=-publishedAt&include=orderedBy&limit=20",
+                        seconds=args.seconds,
+                        headers=headers,
+                    ),
+                },
+                args.rounds,
+            )
+    a = statistics.median(runs["a"])
+    print(f"{args.rounds} interleaved rounds of {args.seconds} s; ratios are medians of per-round ratios (range)")
     print(f"(a) trivial JSON route            {a:9.1f} req/s")
-    print(f"(b) GET LabResult by id (patient) {b:9.1f} req/s   b/a = {b / a:.3f}  (target >= 0.40)")
-    print(f"(c) latest 20 + include orderedBy {c:9.1f} req/s   c/a = {c / a:.3f}  (target >= 0.15)")
+    for key, label, target in (("b", "GET LabResult by id (patient)", 0.40), ("c", "latest 20 + include orderedBy", 0.15)):
+        mid, low, high = ratios(runs[key], runs["a"])
+        print(
+            f"({key}) {label:29} {statistics.median(runs[key]):9.1f} req/s   {key}/a = {mid:.3f} "
+            f"({low:.3f}-{high:.3f})  (target >= {target:.2f})"
+        )
 
 
 if __name__ == "__main__":
