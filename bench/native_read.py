@@ -38,8 +38,11 @@ from gateway.store.migrate import upgrade  # noqa: E402
 TOKEN = "r:bench0000000000000000000000000000"
 
 
-def build(db_path: Path, patients: int, per_patient: int) -> tuple[str, list[str]]:
-    """Bulk-load the data set with plain Core inserts; returns (patient 0's id, some of its result ids)."""
+def build(db_path: Path, patients: int, per_patient: int, first_patient: int | None = None) -> tuple[str, list[str]]:
+    """Bulk-load the data set with plain Core inserts; returns (patient 0's id, some of its result ids).
+
+    ``first_patient``: how many results patient 0 (the one the benchmarks sign in as) has, when it
+    should differ from ``per_patient``."""
     url = f"sqlite:///{db_path}"
     upgrade(f"sqlite+aiosqlite:///{db_path}")
     engine = create_engine(url)
@@ -76,7 +79,7 @@ def build(db_path: Path, patients: int, per_patient: int) -> tuple[str, list[str
         for i, pid in enumerate(patient_ids):
             link = PatientLink(pid, user_id if i == 0 else None)
             batch = []
-            for j in range(per_patient):
+            for j in range(first_patient if i == 0 and first_patient is not None else per_patient):
                 ts = now - timedelta(hours=rng.randint(1, 24 * 365))
                 row = {"objectId": new_object_id(), "patient": pid, "orderedBy": rng.choice(providers),
                        "orderId": f"O{i}-{j // 10}", "testCode": "2345-7", "codeSystem": "LN",
