@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from gateway.audit import AuditAction
 from gateway.errors import GatewayError
 from gateway.fhir import bundles, history, interactions, scoping, search
 from gateway.fhir.capability import capability_statement
@@ -81,6 +82,14 @@ async def scoped_request(
 
 
 _WRITES = frozenset({Interaction.CREATE, Interaction.UPDATE, Interaction.DELETE})
+_REFUSED_ACTIONS = {
+    "POST": AuditAction.CREATE,
+    "PUT": AuditAction.UPDATE,
+    "PATCH": AuditAction.UPDATE,
+    "DELETE": AuditAction.DELETE,
+}
+"""HTTP method of a refused write -> the audit action the attempt is recorded under (a type that does
+not support writes has no write routes, so the method is all there is to go by)."""
 
 
 async def _restricted_write(
@@ -131,7 +140,12 @@ async def handle(
     try:
         rdef = RESOURCES[resource_type]
         if route is None or not rdef.supports(route.interaction):
-            raise FhirError.of(405, "not-supported", f"{req.method} is not supported here for {resource_type}.")
+            message = f"{req.method} is not supported here for {resource_type}."
+            action = _REFUSED_ACTIONS.get(req.method)
+            if action is not None:
+                # A write on a read-only type (AuditEvent): refused, and the attempt is on the trail.
+                await ctx.records.record_refusal(req.principal, action, rdef.class_name, path.get("id"), message)
+            raise FhirError.of(405, "not-supported", message)
         scoped = await scoped_request(ctx, rdef, route, req, path)
         _guard(rdef, scoped)
         if route.interaction in _WRITES:

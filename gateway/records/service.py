@@ -326,10 +326,18 @@ class Records:
             async with self.db.write() as conn:
                 yield conn
         except Forbidden as exc:
-            async with self.db.write() as conn:
-                entry = AuditEntry(action, principal, class_name, object_id, summary=exc.message, outcome="denied")
-                await append(conn, entry)
+            await self.record_refusal(principal, action, class_name, object_id, exc.message)
             raise
+
+    async def record_refusal(
+        self, principal: Principal, action: AuditAction, class_name: str, object_id: str | None, reason: str
+    ) -> None:
+        """A refused write attempt as a ``denied`` entry, in a transaction of its own (catalog G02:
+        "attempts themselves audited"). Doors call it for refusals that happen before a write
+        reaches ``Records`` (a read-only FHIR type, a schema change); ``_audited_write`` for the rest."""
+        async with self.db.write() as conn:
+            entry = AuditEntry(action, principal, class_name, object_id, summary=reason, outcome="denied")
+            await append(conn, entry)
 
     async def _writable(self, conn: AsyncConnection, principal: Principal, spec: ClassSpec, object_id: str) -> Record:
         """Parse answers 101 both for an invisible object and for one the caller may read but not write."""

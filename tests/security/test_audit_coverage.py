@@ -293,14 +293,16 @@ async def test_audit_log_is_immutable_through_every_door(demo: Api, demo_databas
     for r in attempts[:4]:
         assert r.status_code in (400, 403, 404, 405), r.text
     assert "error" in attempts[4].json()[0]
-    denied = [(e.action, e.entityType) for e in await trail.new() if e.outcome == "denied"]
-    assert denied == [
+    assert attempts[5].status_code == 200  # a CLP may be stored; AuditLog stays read-only whatever it says
+    new = [(e.action, e.entityType, e.entityId, e.outcome) for e in await trail.new()]
+    assert [n[:2] for n in new if n[3] == "denied"] == [
         ("create", "AuditLog"),
         ("create", "AuditLog"),
         ("update", "AuditLog"),
         ("delete", "AuditLog"),
         ("delete", "AuditLog"),
-    ], denied
+    ], new
+    assert new[-1] == ("update", "_SCHEMA", "AuditLog", "success"), new  # the CLP change itself is on the trail
     fhir = {**master_headers(), "Content-Type": "application/fhir+json"}
     event = {"resourceType": "AuditEvent", "recorded": "2026-01-01T00:00:00Z"}
     for r in (
@@ -309,6 +311,23 @@ async def test_audit_log_is_immutable_through_every_door(demo: Api, demo_databas
         await demo.client.delete(f"/fhir/AuditEvent/{some}", headers=fhir),
     ):
         assert r.status_code in (403, 404, 405), r.text
+    schema_attempts = [
+        await demo.put("/parse/schemas/AuditLog", {"classLevelPermissions": {"delete": {"*": True}}}, "admin"),
+        await demo.put("/parse/schemas/AuditLog", {"fields": {"extra": {"type": "String"}}}, master=True),
+        await demo.delete("/parse/schemas/AuditLog", master=True),
+        await demo.post("/parse/schemas/Forgery", {}, master=True),
+    ]
+    assert [r.status_code for r in schema_attempts] == [403, 400, 400, 400], [r.text for r in schema_attempts]
+    denied = [(e.action, e.entityType, e.entityId, e.actorName) for e in await trail.new() if e.outcome == "denied"]
+    assert denied == [
+        ("create", "AuditLog", None, "master-key"),
+        ("update", "AuditLog", some, "master-key"),
+        ("delete", "AuditLog", some, "master-key"),
+        ("update", "_SCHEMA", None, "admin@example.org"),
+        ("update", "_SCHEMA", "AuditLog", "master-key"),
+        ("delete", "_SCHEMA", "AuditLog", "master-key"),
+        ("create", "_SCHEMA", "Forgery", "master-key"),
+    ], denied
     assert (await demo.post("/parse/classes/AuditLog", {"action": "read"}, master=True)).status_code in (400, 403)
     engine = create_engine(url)
     async with engine.connect() as conn:
