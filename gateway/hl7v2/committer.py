@@ -43,7 +43,9 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway import faults
 from gateway.errors import Conflict
+from gateway.faults import FaultPoint
 from gateway.store.database import Database
 from gateway.store.engine import create_sync_writer
 
@@ -197,6 +199,7 @@ class GroupCommitter:
                             raise
                         except Exception as exc:
                             raise _JobFailed(entry, exc) from exc
+                    faults.reached(FaultPoint.IN_TRANSACTION)
             except _JobFailed as failed:
                 if self._give_up(failed):
                     live.remove(failed.entry)
@@ -207,6 +210,7 @@ class GroupCommitter:
             except Exception as exc:
                 loop_calls.extend((entry, None, exc) for entry in live)
                 break
+            faults.reached(FaultPoint.COMMITTED)
             self.groups += 1
             self.jobs += len(live)
             loop_calls.extend((entry, entry.result, None) for entry in live)
@@ -234,6 +238,7 @@ class GroupCommitter:
                             entry.result = await entry.job(conn)
                         except Exception as exc:
                             raise _JobFailed(entry, exc) from exc
+                    faults.reached(FaultPoint.IN_TRANSACTION)
             except _JobFailed as failed:
                 if self._give_up(failed):
                     live.remove(failed.entry)
@@ -243,6 +248,7 @@ class GroupCommitter:
                 for entry in live:
                     entry.future.set_exception(exc)
                 return
+            faults.reached(FaultPoint.COMMITTED)
             self.groups += 1
             self.jobs += len(live)
             for entry in live:

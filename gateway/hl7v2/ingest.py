@@ -35,7 +35,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway import faults
 from gateway.audit.writer import AuditAction, AuditEntry, append_many
+from gateway.faults import FaultPoint
 from gateway.hl7v2 import messagelog
 from gateway.hl7v2.apply import Effects, Unappliable, apply_patient, apply_results
 from gateway.hl7v2.committer import GroupCommitter, Job, RetryableFailure
@@ -271,6 +273,7 @@ class Ingest:
         warnings = [i for i in mapped.issues if i.severity is not Severity.ERROR]
         if errors:
             return self._finish(inbound, delivery, AckCode.AE, errors + warnings, owns=True), None
+        faults.reached(FaultPoint.PARSED)
         return self._apply(inbound, delivery, mapped, warnings), None
 
     def _reject_unreadable(self, raw: bytes, err: Hl7Error, delivery: Delivery, *, size: int = 0) -> tuple[Job, Reply]:

@@ -25,6 +25,8 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
+from gateway import faults
+from gateway.faults import FaultPoint
 from gateway.hl7v2.framing import Frame, Framer, Garbage, Oversize, frame
 from gateway.hl7v2.ingest import Delivery, Ingest, Reply
 
@@ -180,10 +182,21 @@ class MllpServer:
         try:
             while (pending := await acks.get()) is not None:
                 for reply in await pending:
-                    writer.write(frame(reply.ack))
+                    data = frame(reply.ack)
+                    if faults.arrive(FaultPoint.MID_ACK):
+                        await _write_half_and_crash(writer, data)
+                    writer.write(data)
                 await writer.drain()
         except ConnectionError:
             log.info("MLLP %s: connection lost while writing ACKs", peer)
             writer.transport.abort()  # wakes the reader; the queue is drained so it never blocks on put
             while await acks.get() is not None:
                 pass
+
+
+async def _write_half_and_crash(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """The MID_ACK crash point: half the frame reaches the peer, then the process dies."""
+    writer.transport.set_write_buffer_limits(high=0)  # drain() returns once the buffer is empty
+    writer.write(data[: len(data) // 2])
+    await writer.drain()
+    faults.crash()
