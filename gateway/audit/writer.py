@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.policy.acl import flatten
 from gateway.policy.principal import Principal
 from gateway.policy.rules import PatientLink, record_acl
-from gateway.store.ids import new_object_id
+from gateway.store.ids import sequential_object_id
 from gateway.store.models import AuditHead, AuditLog, table_of
 
 GENESIS_HASH = "0" * 64
@@ -161,7 +161,7 @@ def chain_rows(seq: int, prev: str, entries: Sequence[AuditEntry]) -> tuple[list
         seq += 1
         principal = entry.principal
         values: dict[str, Any] = {
-            "objectId": new_object_id(),
+            "objectId": sequential_object_id(seq),
             "seq": seq,
             "createdAt": stamp,
             "actor": principal.user_id,

@@ -26,6 +26,29 @@ def new_object_id() -> str:
                     return "".join(chars)
 
 
+_BASE36 = string.digits + string.ascii_lowercase
+
+
+SEQUENTIAL_ID_LENGTH = OBJECT_ID_LENGTH + 1
+"""One longer than random ids, so the two kinds can never collide in one table."""
+
+
+def sequential_object_id(n: int) -> str:
+    """``n`` in base 36, zero-padded to 11 characters: ids that sort (as text) in ``n`` order.
+
+    For append-only rows numbered by their writer (AuditLog ``seq``): each insert lands at
+    the right edge of the primary-key index instead of on a random page. Rows written with
+    random 10-character ids before (AuditLog before migration 0008) share the table; the
+    extra character keeps the two sets disjoint."""
+    if not 0 <= n < 36**SEQUENTIAL_ID_LENGTH:
+        raise ValueError(f"sequence number out of range: {n}")
+    digits = []
+    for _ in range(SEQUENTIAL_ID_LENGTH):
+        n, r = divmod(n, 36)
+        digits.append(_BASE36[r])
+    return "".join(reversed(digits))
+
+
 def derived_object_id(*parts: str) -> str:
     """Deterministic id from natural-key parts, so re-delivered data updates instead of duplicating."""
     digest = hashlib.sha256("\x1f".join(parts).encode()).digest()

@@ -247,7 +247,8 @@ class AuditLog(ParseObject, Base):
     sourceAddress: Mapped[str | None] = mapped_column(String(64))
     requestId: Mapped[str | None] = mapped_column(String(64))
     prevHash: Mapped[str] = mapped_column(String(64), nullable=False)
-    hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    """Not indexed: the chain is walked by ``seq``; an index here only cost every audited read (0008)."""
     __table_args__ = (
         Index("ix_auditlog_entity", "entityType", "entityId"),
         Index("ix_auditlog_patient", "patient", "createdAt"),

@@ -1,11 +1,20 @@
-"""Random object ids: Parse's shape, every character uniform over [A-Za-z0-9], no repeats."""
+"""Object ids. Random ones: Parse's shape, every character uniform over [A-Za-z0-9], no repeats."""
 
 from __future__ import annotations
 
+import random
 import string
 from collections import Counter
 
-from gateway.store.ids import OBJECT_ID_LENGTH, is_valid_object_id, new_object_id
+import pytest
+
+from gateway.store.ids import (
+    OBJECT_ID_LENGTH,
+    SEQUENTIAL_ID_LENGTH,
+    is_valid_object_id,
+    new_object_id,
+    sequential_object_id,
+)
 
 ALPHABET = string.ascii_letters + string.digits
 
@@ -24,3 +33,15 @@ def test_characters_are_uniform() -> None:
     expected = 30_000 * OBJECT_ID_LENGTH / len(ALPHABET)
     chi2 = sum((counts[c] - expected) ** 2 / expected for c in ALPHABET)
     assert chi2 < 120, chi2
+
+
+def test_sequential_ids_sort_as_their_numbers_and_never_look_random() -> None:
+    numbers = [0, 1, 9, 10, 35, 36, 37, 1295, 1296, 10**9, 36**11 - 1, *random.Random(3).sample(range(10**12), 500)]
+    ids = [sequential_object_id(n) for n in numbers]
+    assert all(len(i) == SEQUENTIAL_ID_LENGTH and is_valid_object_id(i) for i in ids)
+    assert sorted(ids) == [sequential_object_id(n) for n in sorted(numbers)], "text order is number order"
+    assert [int(i, 36) for i in ids] == numbers
+    assert SEQUENTIAL_ID_LENGTH != OBJECT_ID_LENGTH, "disjoint from random ids in the same table"
+    for bad in (-1, 36**11):
+        with pytest.raises(ValueError):
+            sequential_object_id(bad)
