@@ -9,7 +9,6 @@ ever answers in another format. Content negotiation: JSON only (406 otherwise).
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ from gateway.fhir.context import FhirContext, FhirRequest, FhirResponse
 from gateway.fhir.outcome import FhirError, OutcomeIssue
 from gateway.fhir.registry import RESOURCES
 from gateway.policy.principal import RequestInfo
+from gateway.request_ids import new_request_id
 
 log = logging.getLogger("gateway.fhir")
 
@@ -141,7 +141,7 @@ async def _fhir_request(request: Request[Any, Any, Any], ctx: FhirContext, form:
     headers = {k.lower(): v for k, v in request.headers.items()}
     info = RequestInfo(
         source_address=request.client.host if request.client else None,
-        request_id=headers.get("x-request-id") or uuid.uuid4().hex,
+        request_id=headers.get("x-request-id") or new_request_id(),
     )
     principal = await authenticate(ctx.records.db, ctx.settings, headers, info)
     # Class permissions loaded once (then cached): chained parameters and scope restrictions
@@ -223,7 +223,7 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
 
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     """500 with a correlation id only; never the exception text (it may quote health data)."""
-    request_id = uuid.uuid4().hex
+    request_id = new_request_id()
     log.error("unhandled %s in %s %s (request %s)", type(exc).__name__, request.method, request.url.path, request_id)
     issue = OutcomeIssue("exception", f"Internal server error. Request id: {request_id}")
     return render(router.error_response(FhirError(500, issue)))

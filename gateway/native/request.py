@@ -9,7 +9,6 @@ become a ``NativeRequest`` before any handler runs.
 from __future__ import annotations
 
 import hmac
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +17,7 @@ from litestar import Request
 
 from gateway.errors import GatewayError, Invalid, ParseCode
 from gateway.policy.principal import RequestInfo
+from gateway.request_ids import new_request_id
 from gateway.settings import Settings
 
 BODY_CREDENTIALS = {
@@ -166,7 +166,7 @@ async def native_request(request: Request[Any, Any, Any], settings: Settings) ->
     peer_host = peer[0] if peer else None
     forwarded = found.get("forwarded_for")
     source = forwarded.split(",")[0].strip() if forwarded and peer_host in settings.trusted_proxies else peer_host
-    info = RequestInfo(source_address=source, request_id=found.get("request_id") or uuid.uuid4().hex, client_id=None)
+    info = RequestInfo(source_address=source, request_id=found.get("request_id") or new_request_id(), client_id=None)
     return NativeRequest(method=method, body=body, options=options, info=info, **creds)
 
 

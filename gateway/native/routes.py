@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import traceback
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from gateway.native import batch, functions, health, objects, roles, schemas, se
 from gateway.native.context import NativeContext, NativeResponse, parse_error_body
 from gateway.native.dispatch import dispatch, patterns
 from gateway.native.request import AppUnauthorized, native_request
+from gateway.request_ids import new_request_id
 
 _MODULES = (batch, functions, health, objects, roles, schemas, sessions, users)
 """Importing these registers their handlers in the route table."""
@@ -76,7 +76,7 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     """500 with a correlation id only; the log names the error type and code location, never its
     message (driver errors quote SQL parameters, i.e. health data: catalog H02)."""
-    request_id = request.headers.get("x-parse-request-id") or request.headers.get("x-request-id") or uuid.uuid4().hex
+    request_id = request.headers.get("x-parse-request-id") or request.headers.get("x-request-id") or new_request_id()
     frames = traceback.extract_tb(exc.__traceback__)[-3:]
     where = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in reversed(frames))
     log.error(

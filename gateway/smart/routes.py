@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -28,6 +27,7 @@ from gateway.auth import sessions
 from gateway.auth.passwords import Passwords
 from gateway.policy.principal import Principal, PrincipalKind, RequestInfo
 from gateway.policy.rules import PatientLink
+from gateway.request_ids import new_request_id
 from gateway.settings import Settings
 from gateway.smart import pages, store
 from gateway.smart.discovery import openid_configuration, smart_configuration
@@ -73,7 +73,7 @@ def _db(request: Request[Any, Any, Any]) -> Database:
 def _info(request: Request[Any, Any, Any], client_id: str | None = None) -> RequestInfo:
     return RequestInfo(
         source_address=request.client.host if request.client else None,
-        request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
+        request_id=request.headers.get("x-request-id") or new_request_id(),
         client_id=client_id,
     )
 
