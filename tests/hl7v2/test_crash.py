@@ -111,26 +111,38 @@ async def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise AssertionError("MLLP listener did not come up")
 
 
-async def _send(port: int, controls: list[str], ledger: Ledger, kill: asyncio.Event | None) -> None:
-    """Stream ``controls`` over one python-hl7 connection, up to IN_FLIGHT unacknowledged at a time."""
-    reader, writer = await open_hl7_connection("127.0.0.1", port, encoding="utf-8")
+async def stream(
+    reader: hl7.mllp.HL7StreamReader,
+    writer: hl7.mllp.HL7StreamWriter,
+    controls: list[str],
+    ledger: Ledger,
+    kill: asyncio.Event | None = None,
+) -> None:
+    """Send ``controls`` with up to IN_FLIGHT unacknowledged, each ACK checked (in order, AA) into
+    the ledger; once ``kill`` is set no new message goes out. A broken connection raises."""
     queue = list(controls)
     waiting: list[str] = []
+    while queue or waiting:
+        while queue and len(waiting) < IN_FLIGHT and not (kill and kill.is_set()):
+            control = queue.pop(0)
+            ledger.sent.append(control)
+            writer.writemessage(oru(control).decode())
+            waiting.append(control)
+        await writer.drain()
+        if not waiting:
+            return
+        ack: hl7.Message = await reader.readmessage()
+        msa = ack.segment("MSA")
+        assert str(msa[2]) == waiting[0], "ACKs come back in the order sent"
+        assert str(msa[1]) == "AA", str(ack)
+        ledger.ack(waiting.pop(0), str(ack))
+
+
+async def _send(port: int, controls: list[str], ledger: Ledger, kill: asyncio.Event | None) -> None:
+    """Stream ``controls`` over one python-hl7 connection."""
+    reader, writer = await open_hl7_connection("127.0.0.1", port, encoding="utf-8")
     try:
-        while queue or waiting:
-            while queue and len(waiting) < IN_FLIGHT and not (kill and kill.is_set()):
-                control = queue.pop(0)
-                ledger.sent.append(control)
-                writer.writemessage(oru(control).decode())
-                waiting.append(control)
-            await writer.drain()
-            if not waiting:
-                return
-            ack: hl7.Message = await reader.readmessage()
-            msa = ack.segment("MSA")
-            assert str(msa[2]) == waiting[0], "ACKs come back in the order sent"
-            assert str(msa[1]) == "AA", str(ack)
-            ledger.ack(waiting.pop(0), str(ack))
+        await stream(reader, writer, controls, ledger, kill)
     except (ConnectionError, asyncio.IncompleteReadError):
         assert kill is not None and kill.is_set(), "the connection broke without a kill"
     finally:

@@ -28,7 +28,6 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import hl7
 from hl7.mllp import open_hl7_connection
 from sqlalchemy import func, select
 
@@ -38,7 +37,7 @@ from gateway.store.database import Database
 from gateway.store.models import Hl7Message, LabResult, table_of
 from tests.api_support import APP_ID, MASTER_KEY
 from tests.hl7v2.support import result_ids
-from tests.hl7v2.test_crash import IN_FLIGHT, Ledger, _check_store, _free_port, oru
+from tests.hl7v2.test_crash import Ledger, _check_store, _free_port, oru, stream
 
 ROUNDS = int(os.environ.get("GATEWAY_D01_ROUNDS", "120"))
 FRESH = 6
@@ -102,20 +101,8 @@ async def _send(port: int, controls: list[str], ledger: Ledger, may_crash: bool)
     except ConnectionError:
         assert may_crash, "the server refused a connection without a crash point"
         return
-    queue, waiting = list(controls), []
     try:
-        while queue or waiting:
-            while queue and len(waiting) < IN_FLIGHT:
-                control = queue.pop(0)
-                ledger.sent.append(control)
-                writer.writemessage(oru(control).decode())
-                waiting.append(control)
-            await writer.drain()
-            ack: hl7.Message = await reader.readmessage()
-            msa = ack.segment("MSA")
-            assert str(msa[2]) == waiting[0], "ACKs come back in the order sent"
-            assert str(msa[1]) == "AA", str(ack)
-            ledger.ack(waiting.pop(0), str(ack))
+        await stream(reader, writer, controls, ledger)
     except (ConnectionError, asyncio.IncompleteReadError):
         assert may_crash, "the connection broke without a crash point"
     finally:
