@@ -87,11 +87,11 @@ def create_app(
         if listener is not None:
             await listener.start()
         if checkpoints and settings.audit_checkpoint_seconds > 0:
-            from gateway.audit.keys import load as load_keys
+            from gateway.signing_keys import KeyRing
 
             schedule = audit_checkpoints.run_schedule(
                 database,
-                load_keys(settings.signing_key_file),
+                KeyRing(settings.signing_key_file),
                 settings.audit_checkpoint_dir,
                 issuer=settings.base_url,
                 every_seconds=settings.audit_checkpoint_seconds,
@@ -103,10 +103,10 @@ def create_app(
             task.cancel()
         if background:
             # A last checkpoint on a clean stop: a tail removed while the gateway is down is caught too.
-            from gateway.audit.keys import load as load_keys
+            from gateway.signing_keys import KeyRing
 
             try:
-                keys = load_keys(settings.signing_key_file)
+                keys = KeyRing(settings.signing_key_file)
                 await audit_checkpoints.checkpoint_now(
                     database, keys, settings.audit_checkpoint_dir, issuer=settings.base_url
                 )

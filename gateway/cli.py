@@ -180,14 +180,14 @@ def audit() -> None:
 def audit_verify(database_url: str | None, checkpoint_dir: str | None) -> None:
     """Walk the hash chain and check it extends every signed checkpoint; exit 1 naming the first break."""
     from gateway.audit import checkpoints as cps
-    from gateway.audit.keys import load
     from gateway.audit.verify import verify_chain
+    from gateway.signing_keys import KeyRing
 
     settings = _settings(database_url=database_url, audit_checkpoint_dir=checkpoint_dir)
     found: list[cps.Checkpoint] = []
     if cps.files(settings.audit_checkpoint_dir):
         try:
-            found = cps.load_all(load(settings.signing_key_file, create=False), settings.audit_checkpoint_dir)
+            found = cps.load_all(KeyRing(settings.signing_key_file, create=False), settings.audit_checkpoint_dir)
         except FileNotFoundError as exc:
             click.echo(f"audit checkpoints cannot be verified: {exc}", err=True)
             sys.exit(1)
@@ -214,7 +214,7 @@ def audit_verify(database_url: str | None, checkpoint_dir: str | None) -> None:
 def audit_checkpoint(database_url: str | None, checkpoint_dir: str | None) -> None:
     """Sign the current chain head with the gateway key and write it to the checkpoint directory."""
     from gateway.audit import checkpoints as cps
-    from gateway.audit.keys import load
+    from gateway.signing_keys import KeyRing
     from gateway.store.database import Database
 
     settings = _settings(database_url=database_url, audit_checkpoint_dir=checkpoint_dir)
@@ -222,7 +222,7 @@ def audit_checkpoint(database_url: str | None, checkpoint_dir: str | None) -> No
     async def run() -> cps.Checkpoint | None:
         db = Database(settings.database_url)
         try:
-            keys = load(settings.signing_key_file)
+            keys = KeyRing(settings.signing_key_file)
             return await cps.checkpoint_now(db, keys, settings.audit_checkpoint_dir, issuer=settings.base_url)
         finally:
             await db.dispose()

@@ -33,7 +33,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from sqlalchemy import select
 
-from gateway.audit.keys import ALGORITHM, SigningKeys
+from gateway.signing_keys import ALGORITHM, KeyRing
 from gateway.store.database import Database
 from gateway.store.models import AuditHead, AuditLog, table_of
 
@@ -76,7 +76,7 @@ async def chain_head(db: Database) -> tuple[int, str, str]:
 
 
 def sign(
-    keys: SigningKeys, seq: int, digest: str, *, issuer: str, first: str = "", at: datetime | None = None
+    keys: KeyRing, seq: int, digest: str, *, issuer: str, first: str = "", at: datetime | None = None
 ) -> Checkpoint:
     moment = (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     payload = {"seq": seq, "hash": digest, "time": moment, "iss": issuer, "first": first}
@@ -86,7 +86,7 @@ def sign(
     return Checkpoint(seq, digest, moment, keys.kid, token, issuer, first)
 
 
-def verified(keys: SigningKeys, token: str) -> Checkpoint:
+def verified(keys: KeyRing, token: str) -> Checkpoint:
     """The checkpoint a compact JWS carries, if a key we know signed it (RS256 only)."""
     try:
         header = jws.extract_compact(token.encode()).protected
@@ -137,7 +137,7 @@ def files(directory: str | Path) -> list[Path]:
     return sorted(folder.glob(f"{FILE_PREFIX}*.json"))
 
 
-def load(keys: SigningKeys, path: Path) -> Checkpoint:
+def load(keys: KeyRing, path: Path) -> Checkpoint:
     """A checkpoint file, trusted only through its JWS (the plain fields must agree with it)."""
     try:
         data = json.loads(path.read_text())
@@ -153,7 +153,7 @@ def load(keys: SigningKeys, path: Path) -> Checkpoint:
     return cp
 
 
-def load_all(keys: SigningKeys, directory: str | Path) -> list[Checkpoint]:
+def load_all(keys: KeyRing, directory: str | Path) -> list[Checkpoint]:
     """Every checkpoint in ``directory``, oldest chain position first; raises on the first bad file."""
     return sorted((load(keys, p) for p in files(directory)), key=lambda c: (c.seq, c.time))
 
@@ -174,7 +174,7 @@ def latest(directory: str | Path) -> dict[str, Any] | None:
     return best
 
 
-async def checkpoint_now(db: Database, keys: SigningKeys, directory: str | Path, *, issuer: str) -> Checkpoint | None:
+async def checkpoint_now(db: Database, keys: KeyRing, directory: str | Path, *, issuer: str) -> Checkpoint | None:
     """Sign and write the current head; None when the chain is empty or the newest checkpoint already has it."""
     seq, digest, first = await chain_head(db)
     if seq == 0:
@@ -188,7 +188,7 @@ async def checkpoint_now(db: Database, keys: SigningKeys, directory: str | Path,
 
 
 async def run_schedule(
-    db: Database, keys: SigningKeys, directory: str | Path, *, issuer: str, every_seconds: float
+    db: Database, keys: KeyRing, directory: str | Path, *, issuer: str, every_seconds: float
 ) -> None:
     """``serve``'s loop: a checkpoint every ``every_seconds`` (a failed one is logged and retried next time)."""
     while True:

@@ -13,8 +13,8 @@ from litestar import Request, Response, get
 from litestar.openapi.datastructures import ResponseSpec
 
 from gateway.audit import checkpoints
-from gateway.audit.keys import load
 from gateway.settings import Settings
+from gateway.signing_keys import KeyRing
 
 _NONE_YET = ResponseSpec(
     data_container=dict[str, Any],
@@ -43,9 +43,9 @@ def latest_checkpoint(request: Request[Any, Any, Any]) -> Response[dict[str, Any
 
 @get("/audit/checkpoints/keys", operation_id="auditCheckpointKeys", tags=["audit"], sync_to_thread=True)
 def checkpoint_keys(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    """The public keys (JWKS) that sign checkpoints: the current one and retired ones still published."""
+    """The public keys (JWKS) that sign checkpoints: the current one and every retired one."""
     settings: Settings = request.app.state.settings
-    return load(settings.signing_key_file).jwks()
+    return KeyRing(settings.signing_key_file).archive_jwks()
 
 
 ROUTES = [latest_checkpoint, checkpoint_keys]

@@ -135,7 +135,7 @@ def keys() -> None:
 @keys.command("rotate")
 def keys_rotate() -> None:
     """Start signing with a new key; the old one stays published until its tokens have expired. Restart after."""
-    from gateway.smart.keys import KeyRing
+    from gateway.signing_keys import KeyRing
 
     settings = _settings()
     overlap = max(settings.access_token_seconds, settings.backend_token_seconds) + 60

@@ -66,8 +66,8 @@ from sqlalchemy import Connection, update
 
 from gateway.policy.scopes import granted_subset, parse_scopes
 from gateway.settings import Settings
+from gateway.signing_keys import ALGORITHM
 from gateway.smart import store
-from gateway.smart.keys import ALGORITHM
 from gateway.smart.tokens import (
     InvalidToken,
     absolute_fhir_user,

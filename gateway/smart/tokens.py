@@ -28,8 +28,8 @@ from gateway.errors import Unauthorized
 from gateway.policy.principal import Principal, PrincipalKind, RequestInfo, system
 from gateway.policy.scopes import SmartScopes, parse_scopes
 from gateway.settings import Settings
+from gateway.signing_keys import ALGORITHM, KeyRing
 from gateway.smart import store
-from gateway.smart.keys import ALGORITHM, KeyRing
 from gateway.store import hotpath
 from gateway.store.database import Database
 

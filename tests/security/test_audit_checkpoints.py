@@ -23,10 +23,10 @@ from sqlalchemy import select
 
 from gateway.app import create_app
 from gateway.audit import checkpoints as cps
-from gateway.audit.keys import SigningKeys, load
 from gateway.audit.verify import _hashed_values, verify_chain
 from gateway.audit.writer import AuditAction, AuditEntry, append, entry_hash
 from gateway.policy.principal import system
+from gateway.signing_keys import KeyRing
 from gateway.store.database import Database
 from gateway.store.engine import create_engine
 from gateway.store.models import AuditHead, AuditLog, table_of
@@ -38,11 +38,11 @@ _head = table_of(AuditHead)
 
 
 @pytest.fixture
-def keys(tmp_path: Path) -> SigningKeys:
-    return load(tmp_path / "signing-key.pem")
+def keys(tmp_path: Path) -> KeyRing:
+    return KeyRing(tmp_path / "signing-key.pem")
 
 
-async def _checkpoint(url: str, keys: SigningKeys, folder: Path) -> cps.Checkpoint:
+async def _checkpoint(url: str, keys: KeyRing, folder: Path) -> cps.Checkpoint:
     db = Database(url)
     try:
         written = await cps.checkpoint_now(db, keys, folder, issuer="http://testserver.local")
@@ -98,7 +98,7 @@ async def _rewrite_from(url: str, seq: int) -> None:
     await engine.dispose()
 
 
-async def test_intact_chain_extends_its_checkpoints(demo_database: Any, keys: SigningKeys, tmp_path: Path) -> None:
+async def test_intact_chain_extends_its_checkpoints(demo_database: Any, keys: KeyRing, tmp_path: Path) -> None:
     url, _ = demo_database
     folder = tmp_path / "cp"
     first = await _checkpoint(url, keys, folder)
@@ -111,9 +111,7 @@ async def test_intact_chain_extends_its_checkpoints(demo_database: Any, keys: Si
     assert result.ok and result.checkpoints == 2
 
 
-async def test_no_new_checkpoint_when_the_head_did_not_move(
-    demo_database: Any, keys: SigningKeys, tmp_path: Path
-) -> None:
+async def test_no_new_checkpoint_when_the_head_did_not_move(demo_database: Any, keys: KeyRing, tmp_path: Path) -> None:
     url, _ = demo_database
     await _checkpoint(url, keys, tmp_path)
     db = Database(url)
@@ -125,7 +123,7 @@ async def test_no_new_checkpoint_when_the_head_did_not_move(
 
 
 async def test_truncation_with_the_head_moved_is_caught_only_by_the_checkpoint(
-    demo_database: Any, keys: SigningKeys, tmp_path: Path
+    demo_database: Any, keys: KeyRing, tmp_path: Path
 ) -> None:
     url, _ = demo_database
     cp = await _checkpoint(url, keys, tmp_path)
@@ -136,9 +134,7 @@ async def test_truncation_with_the_head_moved_is_caught_only_by_the_checkpoint(
     assert f"chain does not extend checkpoint seq={cp.seq}" in (result.reason or "")
 
 
-async def test_rewritten_history_is_caught_by_the_checkpoint(
-    demo_database: Any, keys: SigningKeys, tmp_path: Path
-) -> None:
+async def test_rewritten_history_is_caught_by_the_checkpoint(demo_database: Any, keys: KeyRing, tmp_path: Path) -> None:
     url, _ = demo_database
     cp = await _checkpoint(url, keys, tmp_path)
     await _rewrite_from(url, 5)
@@ -147,9 +143,7 @@ async def test_rewritten_history_is_caught_by_the_checkpoint(
     assert not result.ok and f"seq={cp.seq}" in (result.reason or "") and "rewritten" in (result.reason or "")
 
 
-async def test_restored_old_backup_is_caught(
-    backend: str, demo_database: Any, keys: SigningKeys, tmp_path: Path
-) -> None:
+async def test_restored_old_backup_is_caught(backend: str, demo_database: Any, keys: KeyRing, tmp_path: Path) -> None:
     if backend != "sqlite":
         pytest.skip("file-level backup and restore is the SQLite case; truncation covers the rest")
     url, _ = demo_database
@@ -172,10 +166,10 @@ async def test_restored_old_backup_is_caught(
     assert not result.ok and f"chain does not extend checkpoint seq={cp.seq}" in (result.reason or "")
 
 
-async def test_forged_or_edited_checkpoints_are_refused(demo_database: Any, keys: SigningKeys, tmp_path: Path) -> None:
+async def test_forged_or_edited_checkpoints_are_refused(demo_database: Any, keys: KeyRing, tmp_path: Path) -> None:
     url, _ = demo_database
     cp = await _checkpoint(url, keys, tmp_path)
-    other = load(tmp_path / "attacker.pem")
+    other = KeyRing(tmp_path / "attacker.pem")
     forged = cps.sign(other, cp.seq, "0" * 64, issuer="x")
     with pytest.raises(cps.CheckpointError, match="unknown key"):
         cps.verified(keys, forged.jws)
@@ -198,7 +192,7 @@ async def test_public_endpoints_let_an_outsider_verify(demo_database: Any, tmp_p
     async with AsyncTestClient(app=create_app(settings), base_url="http://testserver.local") as client:
         r = await client.get("/audit/checkpoints/latest")
         assert r.status_code == 404
-        await _checkpoint(url, load(settings.signing_key_file), tmp_path / "cp")
+        await _checkpoint(url, KeyRing(settings.signing_key_file), tmp_path / "cp")
         latest = (await client.get("/audit/checkpoints/latest")).json()
         jwks = (await client.get("/audit/checkpoints/keys")).json()
     assert all("d" not in k for k in jwks["keys"])  # public halves only
@@ -222,7 +216,7 @@ async def test_serve_writes_checkpoints_on_a_schedule(demo_database: Any, tmp_pa
                 break
             await asyncio.sleep(0.1)
     [path] = cps.files(tmp_path / "cp")
-    assert cps.load(load(settings.signing_key_file), path).seq == (await verify_chain(url)).checked
+    assert cps.load(KeyRing(settings.signing_key_file), path).seq == (await verify_chain(url)).checked
 
 
 async def test_cli_checkpoint_and_verify(demo_database: Any, tmp_path: Path) -> None:
@@ -261,14 +255,14 @@ async def test_a_clean_stop_writes_a_last_checkpoint(demo_database: Any, tmp_pat
                 break
             await asyncio.sleep(0.1)
         await _append(url, 2)
-    keys = load(settings.signing_key_file)
+    keys = KeyRing(settings.signing_key_file)
     found = cps.load_all(keys, tmp_path / "cp")
     assert len(found) == 2 and found[1].seq == found[0].seq + 2
     assert (await verify_chain(url, found)).ok
 
 
 async def test_a_checkpoint_of_another_database_is_named_as_such(
-    demo_database: Any, keys: SigningKeys, tmp_path: Path
+    demo_database: Any, keys: KeyRing, tmp_path: Path
 ) -> None:
     """A checkpoint whose chain starts with another entry fails verify, saying which of the two it may be."""
     url, _ = demo_database
@@ -282,15 +276,14 @@ async def test_a_checkpoint_of_another_database_is_named_as_such(
 async def test_checkpoint_verifies_after_its_key_left_the_jwks(database_url: str, tmp_path: Path) -> None:
     """Key rotation drops an old key from the JWKS once its tokens expired, but a checkpoint it signed
     must stay verifiable: the retired public key stays on file however many rotations follow."""
-    from gateway.smart.keys import KeyRing
-
     key_file = tmp_path / "signing-key.pem"
     folder = tmp_path / "checkpoints"
     await _append(database_url, 2)
-    first = await _checkpoint(database_url, load(key_file), folder)
+    first = await _checkpoint(database_url, KeyRing(key_file), folder)
     ring = KeyRing(key_file, overlap_seconds=0)  # nothing stays published after retirement
     ring.rotate()
     ring.rotate()
     assert first.kid not in {k["kid"] for k in ring.jwks()["keys"]}
-    reloaded = load(key_file)
+    reloaded = KeyRing(key_file)
     assert [c.seq for c in cps.load_all(reloaded, folder)] == [first.seq]
+    assert first.kid in {k["kid"] for k in reloaded.archive_jwks()["keys"]}, "outside verifiers still get it"

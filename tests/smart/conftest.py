@@ -11,8 +11,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from gateway.app import create_app
+from gateway.signing_keys import KeyRing
 from gateway.smart.clients import add_client
-from gateway.smart.keys import KeyRing
 from gateway.store.database import Database
 from tests.api_support import Api, make_settings
 from tests.smart.support import (

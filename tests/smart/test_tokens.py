@@ -14,7 +14,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from gateway.smart.keys import KeyRing
+from gateway.signing_keys import KeyRing
 from gateway.smart.tokens import keyring
 from tests.smart.support import BASE, FHIR, Smart, query_of
 

@@ -1,4 +1,6 @@
-"""The gateway's token-signing keys: one current RSA key, older ones published until their tokens expire.
+"""The gateway's signing keys: SMART access tokens and audit checkpoints, one key file.
+
+One current RSA key, older ones kept (public halves) so that what they signed still verifies.
 
 ``GATEWAY_SIGNING_KEY_FILE`` holds the current private key (PEM, mode 0600), generated
 on first start when absent. ``rotate`` moves the current key's *public* half into
@@ -6,6 +8,10 @@ on first start when absent. ``rotate`` moves the current key's *public* half int
 the JWKS keeps publishing a retired key (and verification keeps accepting it, by
 ``kid``) for ``overlap_seconds`` after retirement, which is at least the longest
 token lifetime, so tokens signed just before a rotation stay valid until they expire.
+
+Audit checkpoints (``gateway/audit/checkpoints.py``) must verify for as long as the
+trail is kept, so they look keys up among *every* key ever retired (``public``,
+``archive_jwks``), not only the ones still published for tokens.
 
 Only RS256 is used to sign and accepted to verify (RFC 8725: pin the algorithm per
 key type); the ``kid`` is the key's RFC 7638 thumbprint.
@@ -41,6 +47,24 @@ def _write_private(path: Path, key: RSAKey) -> None:
     os.replace(tmp, path)
 
 
+def _create_once(path: Path) -> None:
+    """First start: write a new key unless one appears meanwhile (another worker or CLI command
+    creating it at the same moment); a key someone may already sign with is never replaced."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(RSAKey.generate_key(KEY_BITS, private=True).as_pem(private=True))
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        os.link(tmp, path)  # fails if the file exists
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+
+
 def _public_dict(key: RSAKey) -> dict[str, Any]:
     data = dict(key.as_dict(private=False))
     data.update({"kid": key.thumbprint(), "use": "sig", "alg": ALGORITHM})
@@ -50,12 +74,16 @@ def _public_dict(key: RSAKey) -> dict[str, Any]:
 class KeyRing:
     """Loaded once per app; ``rotate`` is what ``portal-gateway keys rotate`` calls (then restart)."""
 
-    def __init__(self, path: str | Path, overlap_seconds: int) -> None:
+    def __init__(self, path: str | Path, overlap_seconds: int = 0, *, create: bool = True) -> None:
+        """``overlap_seconds``: how long a retired key stays in the token JWKS (the longest token
+        lifetime). ``create=False`` refuses a missing file (verifying needs the existing key)."""
         self.path = Path(path)
         self.overlap_seconds = overlap_seconds
         self.retired_path = self.path.with_name(self.path.name + ".retired.json")
         if not self.path.exists():
-            _write_private(self.path, RSAKey.generate_key(KEY_BITS, private=True))
+            if not create:
+                raise FileNotFoundError(f"signing key {self.path} does not exist")
+            _create_once(self.path)
         self.current: RSAKey = RSAKey.import_key(self.path.read_bytes())
         self.kid: str = self.current.thumbprint()
         self.retired: list[RetiredKey] = self._load_retired()
@@ -94,3 +122,14 @@ class KeyRing:
     def verification_keys(self) -> KeySet:
         """Public keys only, each tagged with its kid and pinned to RS256."""
         return KeySet.import_key_set(self.jwks())  # type: ignore[arg-type]
+
+    def public(self, kid: str) -> RSAKey | None:
+        """The public key with this ``kid``, current or retired at any time, or None."""
+        for key in (self.current, *(r.public for r in self.retired)):
+            if key.thumbprint() == kid:
+                return RSAKey.import_key(_public_dict(key))
+        return None
+
+    def archive_jwks(self) -> dict[str, Any]:
+        """Every public key this file ever signed with: what an outside party needs to verify old checkpoints."""
+        return {"keys": [_public_dict(self.current), *(_public_dict(r.public) for r in self.retired)]}
