@@ -62,6 +62,17 @@ HEALTH_CLASSES = frozenset({"PatientProfile", *PATIENT_SCOPED})
 AUDITED_CLASSES = HEALTH_CLASSES | {AUDIT_CLASS}
 IDS_LISTED = 50
 """A search entry lists up to this many ids; above it, a count and a digest."""
+GATHER_TURNS = 6
+"""Event-loop turns a batch waits before it is taken, so that reads already received join it.
+
+A request whose bytes have arrived needs a few loop turns (uvicorn -> Litestar -> handler)
+to reach its audit submit. Taking the batch at once left those for the next commit, and a
+commit costs about the same for 3 entries as for 15: the fsync, the B-tree root pages, and,
+on SQLite, a reset of every other connection's page cache (WAL change detection), so the
+next reads fetch their index pages again (strace: 4.5 pread64 per audited read). Waiting
+six turns (bench harness, 16 connections, FHIR read) took audited throughput from about
+2,400 to 3,200 requests/s; 1-2 turns gave nothing, 12 no more than 6. It is bounded by
+turns, not time: a lone reader waits a few idle turns (microseconds), never a timer."""
 
 _patients = table_of(PatientProfile)
 log = logging.getLogger("gateway.audit.reads")
@@ -216,6 +227,8 @@ class ReadAuditor:
 
     async def _run(self) -> None:
         while self._pending:
+            for _ in range(GATHER_TURNS):
+                await asyncio.sleep(0)
             batch, self._pending = self._pending, []
             entries = [e for group, _ in batch for e in group]
             started = time.perf_counter()

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select, text
 
-from gateway.audit.reads import IDS_LISTED, ids_digest
+from gateway.audit.reads import GATHER_TURNS, IDS_LISTED, ids_digest
 from gateway.audit.verify import verify_chain
 from gateway.auth.passwords import Passwords
 from gateway.policy.principal import master
@@ -178,6 +178,34 @@ async def test_concurrent_reads_share_commits_and_keep_one_chain(demo: Api, demo
     entries = await _entries_after(url, before)
     assert len(entries) == 40 and [e.seq for e in entries] == list(range(before + 1, before + 41))
     assert 1 <= records.reads.batches < 40
+    assert (await verify_chain(url)).ok
+
+
+async def test_reads_a_few_loop_turns_apart_share_one_commit(demo: Api, demo_database: Any) -> None:
+    """Requests already received reach their audit a few event-loop turns apart (parsing, routing);
+    the batch waits GATHER_TURNS turns so that they share one commit instead of taking one each."""
+    url, _ = demo_database
+    lab_id = await lab(demo, status="final")
+    db = Database(url)
+    records = Records(db, make_settings(url), Passwords(1, 1024))
+
+    record = await records.get(master(), "LabResult", lab_id)  # the writer connection exists from here
+    stagger = range(4)  # within GATHER_TURNS
+    assert max(stagger) < GATHER_TURNS
+
+    async def late_read(turns: int) -> None:
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        await records.reads.read(master(), "LabResult", record)
+
+    try:
+        first = records.reads.batches
+        before = await _max_seq(url)
+        await asyncio.gather(*(late_read(t) for t in stagger))
+    finally:
+        await db.dispose()
+    assert len(await _entries_after(url, before)) == len(stagger)
+    assert records.reads.batches - first == 1, "readers arriving within the gather turns share one commit"
     assert (await verify_chain(url)).ok
 
 
