@@ -21,6 +21,7 @@ from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 
+from gateway.encoded_response import EncodedResponse
 from gateway.fhir import router
 from gateway.fhir.auth import authenticate
 from gateway.fhir.context import FhirContext, FhirRequest, FhirResponse
@@ -97,7 +98,7 @@ def render(resp: FhirResponse, pretty: bool = False) -> Response[bytes]:
     content = msgspec.json.encode(resp.body)
     if pretty:
         content = msgspec.json.format(content, indent=2)
-    return Response(content=content, status_code=resp.status, headers=resp.headers, media_type=FHIR_JSON)
+    return EncodedResponse(content, resp.status, resp.headers, FHIR_JSON)
 
 
 def _media(value: str) -> str:

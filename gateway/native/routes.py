@@ -21,6 +21,7 @@ from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 
+from gateway.encoded_response import EncodedResponse
 from gateway.errors import GatewayError, ParseCode
 from gateway.native import batch, functions, health, objects, roles, schemas, sessions, users
 from gateway.native.context import NativeContext, NativeResponse, parse_error_body
@@ -38,13 +39,11 @@ CREATES = frozenset({"classes/{className}", "users", "roles", "sessions"})
 
 
 def render(resp: NativeResponse) -> Response[bytes]:
-    return Response(
-        content=msgspec.json.encode(resp.body), status_code=resp.status, headers=resp.headers, media_type=JSON
-    )
+    return EncodedResponse(msgspec.json.encode(resp.body), resp.status, resp.headers, JSON)
 
 
 def error_response(status: int, body: dict[str, Any]) -> Response[bytes]:
-    return Response(content=msgspec.json.encode(body), status_code=status, media_type=JSON)
+    return EncodedResponse(msgspec.json.encode(body), status, None, JSON)
 
 
 def gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[bytes]:
