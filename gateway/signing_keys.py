@@ -38,25 +38,26 @@ class RetiredKey:
     retired_at: float
 
 
-def _write_private(path: Path, key: RSAKey) -> None:
+def _write_new(path: Path, key: RSAKey) -> Path:
+    """``key`` in a mode-0600 file beside ``path``, synced; the caller moves it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(key.as_pem(private=True))
-    os.replace(tmp, path)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return tmp
+
+
+def _write_private(path: Path, key: RSAKey) -> None:
+    os.replace(_write_new(path, key), path)
 
 
 def _create_once(path: Path) -> None:
     """First start: write a new key unless one appears meanwhile (another worker or CLI command
     creating it at the same moment); a key someone may already sign with is never replaced."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(RSAKey.generate_key(KEY_BITS, private=True).as_pem(private=True))
-        fh.flush()
-        os.fsync(fh.fileno())
+    tmp = _write_new(path, RSAKey.generate_key(KEY_BITS, private=True))
     try:
         os.link(tmp, path)  # fails if the file exists
     except FileExistsError:
@@ -115,9 +116,12 @@ class KeyRing:
         self.retired = self._load_retired()
         return self.kid
 
+    def _jwks(self, retired: list[RetiredKey]) -> dict[str, Any]:
+        return {"keys": [_public_dict(self.current), *(_public_dict(r.public) for r in retired)]}
+
     def jwks(self) -> dict[str, Any]:
         """The public keys to publish at ``/.well-known/jwks.json``: current first, then live retired ones."""
-        return {"keys": [_public_dict(self.current), *(_public_dict(r.public) for r in self.live_retired())]}
+        return self._jwks(self.live_retired())
 
     def verification_keys(self) -> KeySet:
         """Public keys only, each tagged with its kid and pinned to RS256."""
@@ -132,4 +136,4 @@ class KeyRing:
 
     def archive_jwks(self) -> dict[str, Any]:
         """Every public key this file ever signed with: what an outside party needs to verify old checkpoints."""
-        return {"keys": [_public_dict(self.current), *(_public_dict(r.public) for r in self.retired)]}
+        return self._jwks(self.retired)

@@ -76,9 +76,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextlib.contextmanager
-def server(database_url: str, workdir: Path, mllp_port: int) -> Iterator[subprocess.Popen[bytes]]:
-    env = dict(
+def server_env(database_url: str, workdir: Path, mllp_port: int) -> dict[str, str]:
+    """The environment of a ``portal-gateway serve`` with its MLLP listener on ``mllp_port``."""
+    return dict(
         os.environ,
         GATEWAY_DATABASE_URL=database_url,
         GATEWAY_APP_ID=APP_ID,
@@ -89,6 +89,11 @@ def server(database_url: str, workdir: Path, mllp_port: int) -> Iterator[subproc
         GATEWAY_FILES_DIR=str(workdir / "files"),
         GATEWAY_LOG_LEVEL="WARNING",
     )
+
+
+@contextlib.contextmanager
+def server(database_url: str, workdir: Path, mllp_port: int) -> Iterator[subprocess.Popen[bytes]]:
+    env = server_env(database_url, workdir, mllp_port)
     proc = subprocess.Popen(
         [str(PORTAL_GATEWAY), "serve"], env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

@@ -35,9 +35,8 @@ from gateway.audit.verify import verify_chain
 from gateway.faults import CRASH_STATUS, FaultPoint
 from gateway.store.database import Database
 from gateway.store.models import Hl7Message, LabResult, table_of
-from tests.api_support import APP_ID, MASTER_KEY
 from tests.hl7v2.support import result_ids
-from tests.hl7v2.test_crash import Ledger, _check_store, _free_port, oru, stream
+from tests.hl7v2.test_crash import Ledger, _check_store, _free_port, oru, server_env, stream
 
 ROUNDS = int(os.environ.get("GATEWAY_D01_ROUNDS", "120"))
 FRESH = 6
@@ -138,18 +137,8 @@ async def _stored_once(db: Database, controls: list[str]) -> None:
 async def test_crash_at_every_point_loses_and_doubles_nothing(database_url: str, tmp_path: Path) -> None:
     rng = random.Random(int(os.environ.get("GATEWAY_D01_SEED", "20261202")))
     ledger = Ledger()
-    mllp, http = _free_port(), _free_port()
-    env = dict(
-        os.environ,
-        GATEWAY_DATABASE_URL=database_url,
-        GATEWAY_APP_ID=APP_ID,
-        GATEWAY_MASTER_KEY=MASTER_KEY,
-        GATEWAY_HTTP_PORT=str(http),
-        GATEWAY_MLLP_PORT=str(mllp),
-        GATEWAY_SIGNING_KEY_FILE=str(tmp_path / "signing.key"),
-        GATEWAY_FILES_DIR=str(tmp_path / "files"),
-        GATEWAY_LOG_LEVEL="WARNING",
-    )
+    mllp = _free_port()
+    env = server_env(database_url, tmp_path, mllp)
     crashed: Counter[FaultPoint] = Counter()
     db = Database(database_url)
     try:
