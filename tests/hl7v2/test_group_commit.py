@@ -154,9 +154,54 @@ async def test_a_job_that_really_suspends_runs_on_the_async_path(db: Database) -
         return int((await conn.execute(text("SELECT 1"))).scalar_one())
 
     async def suspending(conn: Any) -> int:
-        await asyncio.sleep(0)  # a real suspension: not possible inside the worker thread
+        await asyncio.sleep(0)  # a real suspension: the sync path cannot drive it
         return int((await conn.execute(text("SELECT 2"))).scalar_one())
 
     assert await asyncio.gather(committer.run(plain), committer.run(suspending)) == [1, 2]
     assert committer.groups == 1 and committer.jobs == 2
+    committer.dispose()
+
+
+async def test_a_cancelled_wait_for_the_write_lock_does_not_keep_it(db: Database, database_url: str) -> None:
+    """Shutdown while the group waits for another writer's lock (SQLite): once that writer lets go,
+    the connection the worker thread then got is rolled back and returned, so neither the lock nor
+    the one-connection writer pool is kept by a transaction nobody will finish."""
+    import sqlite3
+
+    from sqlalchemy import text
+
+    from gateway.hl7v2.committer import GroupCommitter
+
+    if db.dialect != "sqlite":
+        pytest.skip("the SQLite group commit's worker-thread BEGIN")
+    path = database_url.split("///", 1)[1]
+    committer = GroupCommitter(db)
+
+    async def plain(conn: Any) -> int:
+        return int((await conn.execute(text("SELECT 1"))).scalar_one())
+
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    waiting = committer.submit(plain)
+    await asyncio.sleep(0.3)  # the flusher is now in BEGIN IMMEDIATE, in its worker thread
+    assert committer._flusher is not None and not waiting.done()
+    committer._flusher.cancel()
+    with pytest.raises(RuntimeError, match="cancelled"):
+        await waiting
+    holder.execute("ROLLBACK")
+
+    probe = sqlite3.connect(path, isolation_level=None, timeout=0.05)
+    for _ in range(100):  # the abandoned BEGIN completes, then its done-callback rolls it back
+        await asyncio.sleep(0.05)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            continue
+        probe.execute("ROLLBACK")
+        break
+    else:
+        pytest.fail("the write lock stayed taken after the cancelled group")
+    probe.close()
+    holder.close()
+    assert await asyncio.wait_for(committer.run(plain), 10) == 1  # the pool's one connection came back
     committer.dispose()

@@ -1,0 +1,267 @@
+"""INSERTs and keyed SELECT/UPDATEs of the SQLite group commit, run on the driver without SQLAlchemy's
+execution pipeline.
+
+The HL7 door writes a 12-result message as 14 statements and about 48 rows (LabResults, their
+first ``_Version`` rows, the AuditLog entries, the message-log row, the lookups before them).
+Run through ``Connection.execute``, SQLAlchemy's per-statement and per-row machinery (execution
+context, parameter processing into dicts, the cursor result) cost more CPU than SQLite spends
+storing the rows, on the one core the whole door shares. The statements stay the Core
+expressions the store builds (one definition of every write); only the running differs, as in
+``leanselect`` for the read path:
+
+* the compiled form is cached under SQLAlchemy's own cache key (which also hands back a
+  statement's embedded values in order), or, for a multi-row INSERT, under the table and the
+  rows' keys;
+* values are bound with the columns' own bind processors from the same dialect, and scalar
+  column defaults are filled in as SQLAlchemy would, so a row is stored byte for byte as
+  ``execute`` stores it;
+* the SQL goes to the transaction's own ``sqlite3`` connection, so it is part of the same
+  BEGIN IMMEDIATE ... COMMIT.
+
+Anything outside that shape (RETURNING, SQL-expression or callable defaults, rows with
+differing keys, constructs without a cache key, other statement kinds) returns ``None`` and the
+caller runs it through SQLAlchemy: the fast path is an optimisation, never a second meaning.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Dialect, Insert, Select, Table, Update, insert
+from sqlalchemy.sql.base import Executable
+
+__all__ = ["LeanResult", "run"]
+
+_CACHE_MAX = 1024
+Processor = Callable[[Any], Any]
+
+
+class Row(tuple[Any, ...]):
+    """A result row: a tuple with attribute access by column name, like SQLAlchemy's ``Row``."""
+
+    __slots__ = ()
+    _names: dict[str, int]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[self._names[name]]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def _mapping(self) -> dict[str, Any]:
+        return {name: self[i] for name, i in self._names.items()}
+
+
+class _Mappings:
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self._rows = rows
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._rows)
+
+    def all(self) -> list[dict[str, Any]]:
+        return list(self._rows)
+
+    def first(self) -> dict[str, Any] | None:
+        return self._rows[0] if self._rows else None
+
+
+class LeanResult:
+    """The part of ``CursorResult`` the write paths use, over fetched rows."""
+
+    def __init__(self, names: tuple[str, ...], rows: list[Row], rowcount: int) -> None:
+        self._names = names
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self._rows)
+
+    def all(self) -> list[Row]:
+        return list(self._rows)
+
+    def first(self) -> Row | None:
+        return self._rows[0] if self._rows else None
+
+    def mappings(self) -> _Mappings:
+        return _Mappings([dict(zip(self._names, row, strict=True)) for row in self._rows])
+
+    def scalar(self) -> Any:
+        return self._rows[0][0] if self._rows else None
+
+    def scalar_one(self) -> Any:
+        if len(self._rows) != 1:
+            raise LookupError(f"expected one row, got {len(self._rows)}")
+        return self._rows[0][0]
+
+    def scalar_one_or_none(self) -> Any:
+        if len(self._rows) > 1:
+            raise LookupError(f"expected at most one row, got {len(self._rows)}")
+        return self._rows[0][0] if self._rows else None
+
+    def scalars(self) -> list[Any]:
+        return [row[0] for row in self._rows]
+
+
+@dataclass(frozen=True, slots=True)
+class _InsertPlan:
+    sql: str
+    slots: tuple[tuple[str, Any, Processor | None], ...]
+    """Per ``?``: the row key (or ``""`` for a default), the default's value, the bind processor."""
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyedPlan:
+    compiled: Any
+    names: tuple[str, ...]
+    converters: tuple[tuple[int, Processor], ...]
+    row_class: type[Row]
+
+
+_inserts: dict[tuple[Any, ...], _InsertPlan | None] = {}
+_keyed_plans: dict[Any, _KeyedPlan] = {}
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> Any:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+def _insert_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _InsertPlan | None:
+    """Compiled once per (table, keys): None when a column the rows omit has a non-scalar default."""
+    for column in table.columns:
+        default = column.default
+        if column.key not in keys and default is not None and not getattr(default, "is_scalar", False):
+            return None
+    compiled: Any = insert(table).compile(dialect=dialect, column_keys=list(keys))
+    if compiled.positiontup is None:
+        return None
+    processors: Mapping[str, Processor] = compiled._bind_processors
+    defaults = {c.key: c.default.arg for c in compiled.insert_prefetch if getattr(c.default, "is_scalar", False)}
+    if len(defaults) != len(compiled.insert_prefetch) or compiled.postfetch or compiled.returning:
+        return None
+    slots = []
+    for name in compiled.positiontup:
+        if name in keys:
+            slots.append((name, None, processors.get(name)))
+        elif name in defaults:
+            value = defaults[name]
+            proc = processors.get(name)
+            slots.append(("", proc(value) if proc is not None and value is not None else value, None))
+        else:
+            return None
+    return _InsertPlan(compiled.string, tuple(slots))
+
+
+def _insert(driver: sqlite3.Connection, stmt: Insert, rows: Sequence[Mapping[str, Any]], dialect: Dialect) -> Any:
+    table = stmt.table
+    if (
+        not isinstance(table, Table)
+        or stmt._values
+        or stmt._multi_values
+        or stmt._returning
+        or stmt._post_values_clause
+    ):
+        return None
+    if not rows:
+        return None
+    keys = tuple(rows[0])
+    if any(tuple(row) != keys for row in rows):
+        return None
+    cache_key = (table, keys)
+    plan = (
+        _inserts[cache_key]
+        if cache_key in _inserts
+        else _remember(_inserts, cache_key, _insert_plan(table, keys, dialect))
+    )
+    if plan is None:
+        return None
+    slots = plan.slots
+    params = [
+        tuple(
+            (value if (value := row[key]) is None or proc is None else proc(value)) if key else constant
+            for key, constant, proc in slots
+        )
+        for row in rows
+    ]
+    cursor = driver.execute(plan.sql, params[0]) if len(params) == 1 else driver.executemany(plan.sql, params)
+    return LeanResult((), [], cursor.rowcount)
+
+
+def _keyed_plan(stmt: Any, cache_key: Any, dialect: Dialect) -> _KeyedPlan:
+    compiled = stmt.compile(dialect=dialect, cache_key=cache_key)
+    names: tuple[str, ...] = ()
+    converters: list[tuple[int, Processor]] = []
+    if isinstance(stmt, Select):
+        result_columns = compiled._result_columns
+        names = tuple(str(rc[0]) for rc in result_columns)
+        for i, rc in enumerate(result_columns):
+            proc = rc[3]._cached_result_processor(dialect, None)
+            if proc is not None:
+                converters.append((i, proc))
+    row_class = type("Row", (Row,), {"__slots__": (), "_names": {n: i for i, n in enumerate(names)}})
+    return _KeyedPlan(compiled, names, tuple(converters), row_class)
+
+
+def _keyed(driver: sqlite3.Connection, stmt: Any, params: Mapping[str, Any] | None, dialect: Dialect) -> Any:
+    """A SELECT or UPDATE with its values embedded or given as one dict of bind parameters."""
+    if isinstance(stmt, Update) and (stmt._returning or not isinstance(stmt.table, Table)):
+        return None
+    cache_key = stmt._generate_cache_key()
+    if cache_key is None:
+        return None
+    plan = _keyed_plans.get(cache_key.key)
+    if plan is None:
+        plan = _remember(_keyed_plans, cache_key.key, _keyed_plan(stmt, cache_key, dialect))
+    compiled = plan.compiled
+    values = compiled.construct_params(
+        params, extracted_parameters=cache_key.bindparams, escape_names=False, _no_postcompile=True
+    )
+    state = compiled._process_parameters_for_postcompile(values)
+    processors: Mapping[str, Processor] = compiled._bind_processors
+    if state.processors:
+        processors = {**processors, **state.processors}
+    bound = state.parameters
+    positional = []
+    for name in state.positiontup or ():
+        value = bound[name]
+        proc = processors.get(name)
+        positional.append(proc(value) if proc is not None and value is not None else value)
+    cursor = driver.execute(state.statement, positional)
+    if not isinstance(stmt, Select):
+        return LeanResult((), [], cursor.rowcount)
+    row_class = plan.row_class
+    rows = []
+    for raw in cursor.fetchall():
+        if plan.converters:
+            converted = list(raw)
+            for i, convert in plan.converters:
+                if converted[i] is not None:
+                    converted[i] = convert(converted[i])
+            raw = converted
+        rows.append(row_class(raw))
+    return LeanResult(plan.names, rows, -1)
+
+
+def run(driver: sqlite3.Connection, stmt: Executable, parameters: Any, dialect: Dialect) -> LeanResult | None:
+    """Run ``stmt`` on ``driver`` when it has a shape this module covers; None means "use SQLAlchemy"."""
+    if isinstance(stmt, Insert):
+        if parameters is None:
+            return None
+        rows = [parameters] if isinstance(parameters, Mapping) else parameters
+        if not isinstance(rows, Sequence) or not all(isinstance(r, Mapping) for r in rows):
+            return None
+        result: LeanResult | None = _insert(driver, stmt, rows, dialect)
+        return result
+    if isinstance(stmt, Select | Update):
+        if parameters is not None and not isinstance(parameters, Mapping):
+            return None
+        result = _keyed(driver, stmt, parameters, dialect)
+        return result
+    return None
