@@ -26,14 +26,14 @@ caller runs it through SQLAlchemy: the fast path is an optimisation, never a sec
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Dialect, Insert, Select, Table, Update, insert
 from sqlalchemy.sql.base import Executable
 
-__all__ = ["LeanResult", "run"]
+__all__ = ["LeanResult", "prepare", "run"]
 
 _CACHE_MAX = 1024
 Processor = Callable[[Any], Any]
@@ -139,7 +139,7 @@ def _insert_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _Inse
         default = column.default
         if column.key not in keys and default is not None and not getattr(default, "is_scalar", False):
             return None
-    compiled: Any = insert(table).compile(dialect=dialect, column_keys=list(keys))
+    compiled: Any = insert(table).compile(dialect=dialect, column_keys=list(keys), for_executemany=True)
     if compiled.positiontup is None:
         return None
     processors: Mapping[str, Processor] = compiled._bind_processors
@@ -159,7 +159,18 @@ def _insert_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _Inse
     return _InsertPlan(compiled.string, tuple(slots))
 
 
-def _insert(driver: sqlite3.Connection, stmt: Insert, rows: Sequence[Mapping[str, Any]], dialect: Dialect) -> Any:
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """One statement ready for a driver: SQL text, positional values (one tuple per row for an
+    INSERT of several rows), and how to decode what a SELECT returns."""
+
+    sql: str
+    many: list[tuple[Any, ...]] | None
+    one: list[Any]
+    plan: _KeyedPlan | None
+
+
+def _prepare_insert(stmt: Insert, rows: Sequence[Mapping[str, Any]], dialect: Dialect) -> _Prepared | None:
     table = stmt.table
     if (
         not isinstance(table, Table)
@@ -174,7 +185,7 @@ def _insert(driver: sqlite3.Connection, stmt: Insert, rows: Sequence[Mapping[str
     keys = tuple(rows[0])
     if any(tuple(row) != keys for row in rows):
         return None
-    cache_key = (table, keys)
+    cache_key = (dialect.name, table, keys)
     plan = (
         _inserts[cache_key]
         if cache_key in _inserts
@@ -190,8 +201,7 @@ def _insert(driver: sqlite3.Connection, stmt: Insert, rows: Sequence[Mapping[str
         )
         for row in rows
     ]
-    cursor = driver.execute(plan.sql, params[0]) if len(params) == 1 else driver.executemany(plan.sql, params)
-    return LeanResult((), [], cursor.rowcount)
+    return _Prepared(plan.sql, params, [], None)
 
 
 def _keyed_plan(stmt: Any, cache_key: Any, dialect: Dialect) -> _KeyedPlan:
@@ -209,16 +219,17 @@ def _keyed_plan(stmt: Any, cache_key: Any, dialect: Dialect) -> _KeyedPlan:
     return _KeyedPlan(compiled, names, tuple(converters), row_class)
 
 
-def _keyed(driver: sqlite3.Connection, stmt: Any, params: Mapping[str, Any] | None, dialect: Dialect) -> Any:
+def _prepare_keyed(stmt: Any, params: Mapping[str, Any] | None, dialect: Dialect) -> _Prepared | None:
     """A SELECT or UPDATE with its values embedded or given as one dict of bind parameters."""
     if isinstance(stmt, Update) and (stmt._returning or not isinstance(stmt.table, Table)):
         return None
     cache_key = stmt._generate_cache_key()
     if cache_key is None:
         return None
-    plan = _keyed_plans.get(cache_key.key)
+    memo = (dialect.name, cache_key.key)
+    plan = _keyed_plans.get(memo)
     if plan is None:
-        plan = _remember(_keyed_plans, cache_key.key, _keyed_plan(stmt, cache_key, dialect))
+        plan = _remember(_keyed_plans, memo, _keyed_plan(stmt, cache_key, dialect))
     compiled = plan.compiled
     values = compiled.construct_params(
         params, extracted_parameters=cache_key.bindparams, escape_names=False, _no_postcompile=True
@@ -233,12 +244,13 @@ def _keyed(driver: sqlite3.Connection, stmt: Any, params: Mapping[str, Any] | No
         value = bound[name]
         proc = processors.get(name)
         positional.append(proc(value) if proc is not None and value is not None else value)
-    cursor = driver.execute(state.statement, positional)
-    if not isinstance(stmt, Select):
-        return LeanResult((), [], cursor.rowcount)
+    return _Prepared(state.statement, None, positional, plan if isinstance(stmt, Select) else None)
+
+
+def _rows(plan: _KeyedPlan, fetched: Iterable[Sequence[Any]]) -> LeanResult:
     row_class = plan.row_class
     rows = []
-    for raw in cursor.fetchall():
+    for raw in fetched:
         if plan.converters:
             converted = list(raw)
             for i, convert in plan.converters:
@@ -249,19 +261,32 @@ def _keyed(driver: sqlite3.Connection, stmt: Any, params: Mapping[str, Any] | No
     return LeanResult(plan.names, rows, -1)
 
 
-def run(driver: sqlite3.Connection, stmt: Executable, parameters: Any, dialect: Dialect) -> LeanResult | None:
-    """Run ``stmt`` on ``driver`` when it has a shape this module covers; None means "use SQLAlchemy"."""
+def prepare(stmt: Executable, parameters: Any, dialect: Dialect) -> _Prepared | None:
+    """``stmt`` with its values bound for the driver, when it has a shape this module covers."""
     if isinstance(stmt, Insert):
         if parameters is None:
             return None
         rows = [parameters] if isinstance(parameters, Mapping) else parameters
         if not isinstance(rows, Sequence) or not all(isinstance(r, Mapping) for r in rows):
             return None
-        result: LeanResult | None = _insert(driver, stmt, rows, dialect)
-        return result
+        return _prepare_insert(stmt, rows, dialect)
     if isinstance(stmt, Select | Update):
         if parameters is not None and not isinstance(parameters, Mapping):
             return None
-        result = _keyed(driver, stmt, parameters, dialect)
-        return result
+        return _prepare_keyed(stmt, parameters, dialect)
     return None
+
+
+def run(driver: sqlite3.Connection, stmt: Executable, parameters: Any, dialect: Dialect) -> LeanResult | None:
+    """Run ``stmt`` on a ``sqlite3`` connection; None means "use SQLAlchemy" (nothing was run)."""
+    prepared = prepare(stmt, parameters, dialect)
+    if prepared is None:
+        return None
+    if prepared.many is not None:
+        many = prepared.many
+        cursor = driver.execute(prepared.sql, many[0]) if len(many) == 1 else driver.executemany(prepared.sql, many)
+        return LeanResult((), [], cursor.rowcount)
+    cursor = driver.execute(prepared.sql, prepared.one)
+    if prepared.plan is None:
+        return LeanResult((), [], cursor.rowcount)
+    return _rows(prepared.plan, cursor.fetchall())
