@@ -342,23 +342,27 @@ def interleaved(
     return [t / rounds for t in totals]
 
 
-def _postgres_database(admin_url: str) -> str:
-    """A fresh database for one run (asyncpg, the driver the app uses); returns its URL."""
+@contextlib.contextmanager
+def _postgres_database(admin_url: str) -> Iterator[str]:
+    """A fresh database for one run (asyncpg, the driver the app uses), dropped afterwards; yields its URL."""
     import asyncpg
 
     name = f"bench_hl7_{os.getpid()}"
     dsn = admin_url.replace("postgresql+asyncpg", "postgresql", 1)
 
-    async def create() -> None:
+    async def admin(*statements: str) -> None:
         conn = await asyncpg.connect(dsn)
         try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            for statement in statements:
+                await conn.execute(statement)
         finally:
             await conn.close()
 
-    asyncio.run(create())
-    return admin_url.rsplit("/", 1)[0] + "/" + name
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def main() -> None:
@@ -378,10 +382,10 @@ def main() -> None:
     fan = [int(c) for c in args.connections.split(",")]
     run = f"{os.getpid()}x{int(time.time())}"
     rows: list[tuple[str, int, float, float, float]] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         backends = [("sqlite", f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")]
         if args.postgres:
-            backends.append(("postgresql", _postgres_database(args.postgres)))
+            backends.append(("postgresql", stack.enter_context(_postgres_database(args.postgres))))
         for backend, url in backends:
             with gateway_server(url) as gw, baseline_server(True) as base, baseline_server(False) as parse_only:
                 for n in fan:
