@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.policy.acl import flatten
@@ -114,14 +114,20 @@ def iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+_HEAD = table_of(AuditHead)
+_LOG = table_of(AuditLog)
+# Built once: every audited write runs these, and building them cost more than running them.
+_READ_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1)
+_LOCK_HEAD = _READ_HEAD.with_for_update()
+_MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+_INSERT_ENTRIES = insert(_LOG)
+
+
 async def _lock_head(conn: AsyncConnection) -> tuple[int, str]:
-    table = table_of(AuditHead)
-    stmt = select(table.c.seq, table.c.hash).where(table.c.id == 1)
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
+    stmt = _LOCK_HEAD if conn.dialect.name == "postgresql" else _READ_HEAD
     row = (await conn.execute(stmt)).first()
     if row is None:
-        await conn.execute(insert(table), {"id": 1, "seq": 0, "hash": GENESIS_HASH})
+        await conn.execute(insert(_HEAD), {"id": 1, "seq": 0, "hash": GENESIS_HASH})
         if conn.dialect.name == "postgresql":
             row = (await conn.execute(stmt)).first()
             assert row is not None
@@ -141,8 +147,8 @@ async def append_many(conn: AsyncConnection, entries: Sequence[AuditEntry]) -> l
         return []
     seq, prev = await _lock_head(conn)
     rows, seq, prev = chain_rows(seq, prev, entries)
-    await conn.execute(insert(table_of(AuditLog)), rows)
-    await conn.execute(update(table_of(AuditHead)).where(table_of(AuditHead).c.id == 1).values(seq=seq, hash=prev))
+    await conn.execute(_INSERT_ENTRIES, rows)
+    await conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
     return [r["hash"] for r in rows]
 
 

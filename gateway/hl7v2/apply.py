@@ -60,6 +60,8 @@ _PROVIDER_BY_NPI = select(_PROVIDER.table.c.objectId).where(_PROVIDER.table.c.np
 _PROVIDER_BY_ID = select(_PROVIDER.table.c.objectId).where(_PROVIDER.table.c.objectId == bindparam("key"))
 _RESULTS = select(_RESULT.table).where(_RESULT.pk.in_(bindparam("ids", expanding=True)))
 _RESULTS_LOCKED = _RESULTS.with_for_update()
+_INSERT_RESULTS = insert(_RESULT.table)
+_INSERT_VERSIONS = insert(_VERSIONS)
 
 _LIMITS = {
     "orderId": 128,
@@ -430,9 +432,9 @@ async def _insert_fresh(conn: AsyncConnection, fresh: dict[str, dict[str, Any]],
         return
     rows = list(fresh.values())
     fresh.clear()
-    await conn.execute(insert(_RESULT.table), rows)
+    await conn.execute(_INSERT_RESULTS, rows)
     await conn.execute(
-        insert(_VERSIONS),
+        _INSERT_VERSIONS,
         [
             {
                 "className": "LabResult",

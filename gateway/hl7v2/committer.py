@@ -96,21 +96,24 @@ def _drive(coro: Coroutine[Any, Any, Any]) -> Any:
 
 
 class _SyncNested:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        self._tx: Any = None
+    """A SAVEPOINT sent straight to the driver (SQLAlchemy's ``begin_nested`` costs more Python than
+    the statement); SQLAlchemy's own transaction bookkeeping is not involved, as nothing in the
+    write path asks it about savepoints."""
+
+    def __init__(self, driver: sqlite3.Connection, name: str) -> None:
+        self._driver = driver
+        self._name = name
 
     async def __aenter__(self) -> _SyncNested:
-        self._tx = self._conn.begin_nested()
+        self._driver.execute(f"SAVEPOINT {self._name}")
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if kind is None:
-            self._tx.commit()
-        else:
-            self._tx.rollback()
+        if kind is not None:
+            self._driver.execute(f"ROLLBACK TO SAVEPOINT {self._name}")
+        self._driver.execute(f"RELEASE SAVEPOINT {self._name}")
 
 
 class _SyncConnection:
@@ -122,6 +125,7 @@ class _SyncConnection:
         driver = conn.connection.driver_connection
         assert isinstance(driver, sqlite3.Connection)
         self._driver = driver
+        self._savepoints = 0
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
         lean = leanwrite.run(self._driver, statement, parameters, self.dialect)
@@ -134,7 +138,8 @@ class _SyncConnection:
         return self._conn.exec_driver_sql(statement, parameters)
 
     def begin_nested(self) -> _SyncNested:
-        return _SyncNested(self._conn)
+        self._savepoints += 1
+        return _SyncNested(self._driver, f"hl7_sp_{self._savepoints}")
 
 
 class GroupCommitter:

@@ -75,11 +75,14 @@ async def find_control(conn: AsyncConnection, facility: str, control_id: str) ->
     return LoggedAck(str(row.id), AckCode(row.outcome), str(row.ack), str(row.digest))
 
 
+_INSERT = insert(_log)
+
+
 async def record(conn: AsyncConnection, entry: LogEntry) -> None:
     """Insert the row; raises ``IntegrityError`` when another transaction took the control id first."""
     h = entry.header
     await conn.execute(
-        insert(_log),
+        _INSERT,
         {
             "id": entry.id,
             "receivedAt": entry.received_at,

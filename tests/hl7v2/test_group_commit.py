@@ -205,3 +205,30 @@ async def test_a_cancelled_wait_for_the_write_lock_does_not_keep_it(db: Database
     holder.close()
     assert await asyncio.wait_for(committer.run(plain), 10) == 1  # the pool's one connection came back
     committer.dispose()
+
+
+async def test_an_unappliable_message_inside_a_group_leaves_only_its_dead_letter(db: Database) -> None:
+    """AE found half-way through a message's effects (its new patient already written, then an OBX key
+    owned by another patient): those effects roll back to the message's savepoint, its dead letter is
+    kept, and the messages before and after it in the same transaction are applied."""
+    from gateway.store.classes import CLASSES
+
+    patients = CLASSES["PatientProfile"].table
+    ingest = Ingest(db)
+    d = Delivery("mllp")
+    assert msa((await ingest.handle(oru("GC-OWNER", "MRN-OWNER", "SHARED"), d)).ack)[1] == "AA"
+    groups = ingest.committer.groups
+    replies = await asyncio.gather(
+        ingest.submit(oru("GC-BEFORE", "MRN-OWNER", "B1"), d),
+        ingest.submit(oru("GC-THIEF", "MRN-THIEF", "SHARED"), d),  # same order and codes, another patient
+        ingest.submit(oru("GC-AFTER", "MRN-OTHER", "B2"), d),
+    )
+    assert [msa(r[0].ack)[1] for r in replies] == ["AA", "AE", "AA"]
+    assert ingest.committer.groups == groups + 1, "one transaction for the three"
+    async with db.read() as conn:
+        mrns = {r.medicalRecordNumber for r in await conn.execute(select(patients.c.medicalRecordNumber))}
+        orders = {r.orderId for r in await conn.execute(select(_results.c.orderId))}
+    assert "MRN-THIEF" not in mrns and {"MRN-OWNER", "MRN-OTHER"} <= mrns
+    assert orders == {"F-SHARED", "F-B1", "F-B2"}
+    assert await _lab_results(db) == 6
+    assert [(x["controlId"], x["outcome"]) for x in await dead_letters(db)] == [("GC-THIEF", "AE")]
