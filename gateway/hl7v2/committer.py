@@ -21,11 +21,11 @@ Rules the tests rely on:
   gets that exception; nothing of the group is committed, so no sender is told AA.
 
 On SQLite a group runs on a synchronous connection (``engine.create_sync_writer``): the
-jobs are the same coroutines, driven to completion without suspending through
-``_SyncConnection``, whose awaits never suspend, and whose statements go to the driver
-through ``store.leanwrite``. With the async driver every statement is a round trip to
-aiosqlite's thread, and on a busy two-core machine that hand-off costs more than the
-statement (measured: about 2 ms per statement under load, against 0.1 ms of SQLite work).
+jobs are the same coroutines, driven to completion through ``_SyncConnection``, whose
+awaits never suspend and whose statements go to the driver through ``store.leanwrite``.
+With the async driver every statement is a round trip to aiosqlite's thread, and on a busy
+two-core machine that hand-off costs more than the statement (measured: about 2 ms per
+statement under load, against 0.1 ms of SQLite work).
 The statements run inline on the loop; BEGIN IMMEDIATE and COMMIT, which wait (for the
 lock, for the fsync), run in a worker thread (``_commit_sync`` says why). A job that does
 suspend (it awaited something real) is a programming error the sync path detects; the
@@ -254,17 +254,15 @@ class GroupCommitter:
                     except Exception as exc:
                         raise _JobFailed(entry, exc) from exc
                 faults.reached(FaultPoint.IN_TRANSACTION)
-            except _JobFailed as failed:
+            except BaseException as failed:
                 sync_conn.rollback()
                 sync_conn.close()
+                if not isinstance(failed, _JobFailed):
+                    raise  # _Suspended (the async path re-runs the group) or a bug
                 if self._give_up(failed):
                     live.remove(failed.entry)
                     _resolve(failed.entry.future, None, failed.error)
                 continue
-            except BaseException:  # _Suspended (the async path re-runs the group) or a bug
-                sync_conn.rollback()
-                sync_conn.close()
-                raise
             try:
                 await asyncio.to_thread(self._commit_and_close, sync_conn)
             except Exception as exc:  # COMMIT failed: nothing of the group is durable

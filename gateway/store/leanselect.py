@@ -34,15 +34,43 @@ def _identity(value: Any) -> Any:
     return value
 
 
+def result_columns(compiled: Any, dialect: Dialect) -> tuple[tuple[str, ...], tuple[Converter, ...]]:
+    """Per result column of a compiled SELECT: the key ``RowMapping`` would use and SQLAlchemy's
+    own result processor (``_identity`` when none), so values decode exactly as ``execute`` would."""
+    columns = compiled._result_columns
+    names = tuple(str(rc[0]) for rc in columns)
+    converters = tuple(rc[3]._cached_result_processor(dialect, None) or _identity for rc in columns)
+    return names, converters
+
+
+def converting(converters: tuple[Converter, ...]) -> tuple[tuple[int, Converter], ...]:
+    """The columns that need decoding (dates, JSON, booleans): most columns are text as stored."""
+    return tuple((i, f) for i, f in enumerate(converters) if f is not _identity)
+
+
+def bound_statement(compiled: Any, params: Mapping[str, Any] | None, extracted: Any) -> tuple[str, list[Any]]:
+    """The SQL of ``compiled`` with expanding IN rendered, and its values in positional order, each
+    through its column type's bind processor; ``params`` are values for named ``bindparam``s and
+    ``extracted`` the values a cache key took out of the statement (None when it has no key)."""
+    values = compiled.construct_params(params, extracted_parameters=extracted, escape_names=False, _no_postcompile=True)
+    state = compiled._process_parameters_for_postcompile(values)
+    processors: Mapping[str, Converter] = compiled._bind_processors
+    if state.processors:  # expanded IN parameters get processors of their own
+        processors = {**processors, **state.processors}
+    bound = state.parameters
+    positional = []
+    for name in state.positiontup or ():
+        value = bound[name]
+        proc = processors.get(name)
+        positional.append(proc(value) if proc is not None and value is not None else value)
+    return state.statement, positional
+
+
 def _plan(stmt: Select[Any], dialect: Dialect, **kw: Any) -> _Plan:
-    """Compile once; per result column the key ``RowMapping`` would use and SQLAlchemy's own
-    result processor, so values decode exactly as ``execute`` would."""
+    """Compile once, with how each result column decodes (``result_columns``)."""
     compiled = stmt.compile(dialect=dialect, **kw)
-    result_columns = compiled._result_columns
-    names = tuple(str(rc[0]) for rc in result_columns)
-    converters = tuple(rc[3]._cached_result_processor(dialect, None) or _identity for rc in result_columns)
-    convert_at = tuple((i, f) for i, f in enumerate(converters) if f is not _identity)
-    return _Plan(compiled, names, converters, convert_at)
+    names, converters = result_columns(compiled, dialect)
+    return _Plan(compiled, names, converters, converting(converters))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,23 +101,11 @@ def _statement_and_params(stmt: Select[Any], dialect: Dialect) -> tuple[_Plan, s
     cache_key = stmt._generate_cache_key()
     if cache_key is None:  # a construct that cannot be cached: compile it for this run only
         plan = _plan(stmt, dialect)
-        params = plan.compiled.construct_params(escape_names=False, _no_postcompile=True)
+        sql, positional = bound_statement(plan.compiled, None, None)
     else:
         plan = _plan_for(stmt, cache_key, dialect)
-        params = plan.compiled.construct_params(
-            extracted_parameters=cache_key.bindparams, escape_names=False, _no_postcompile=True
-        )
-    state = plan.compiled._process_parameters_for_postcompile(params)
-    processors: Mapping[str, Callable[[Any], Any]] = plan.compiled._bind_processors
-    if state.processors:  # expanded IN parameters get processors of their own
-        processors = {**processors, **state.processors}
-    values = state.parameters
-    positional = []
-    for name in state.positiontup or ():
-        value = values[name]
-        proc = processors.get(name)
-        positional.append(proc(value) if proc is not None and value is not None else value)
-    return plan, state.statement, positional
+        sql, positional = bound_statement(plan.compiled, None, cache_key.bindparams)
+    return plan, sql, positional
 
 
 def fetch_dicts(driver: sqlite3.Connection, stmt: Select[Any], dialect: Dialect) -> list[dict[str, Any]]:

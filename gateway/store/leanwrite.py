@@ -26,17 +26,19 @@ caller runs it through SQLAlchemy: the fast path is an optimisation, never a sec
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Dialect, Insert, Select, Table, Update, insert
 from sqlalchemy.sql.base import Executable
 
+from gateway.store import leanselect
+
 __all__ = ["LeanResult", "prepare", "run"]
 
 _CACHE_MAX = 1024
-Processor = Callable[[Any], Any]
+Processor = leanselect.Converter
 
 
 class Row(tuple[Any, ...]):
@@ -97,14 +99,6 @@ class LeanResult:
         if len(self._rows) != 1:
             raise LookupError(f"expected one row, got {len(self._rows)}")
         return self._rows[0][0]
-
-    def scalar_one_or_none(self) -> Any:
-        if len(self._rows) > 1:
-            raise LookupError(f"expected at most one row, got {len(self._rows)}")
-        return self._rows[0][0] if self._rows else None
-
-    def scalars(self) -> list[Any]:
-        return [row[0] for row in self._rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,16 +201,12 @@ def _prepare_insert(stmt: Insert, rows: Sequence[Mapping[str, Any]], dialect: Di
 def _keyed_plan(stmt: Any, cache_key: Any, dialect: Dialect) -> _KeyedPlan:
     compiled = stmt.compile(dialect=dialect, cache_key=cache_key)
     names: tuple[str, ...] = ()
-    converters: list[tuple[int, Processor]] = []
+    convert_at: tuple[tuple[int, Processor], ...] = ()
     if isinstance(stmt, Select):
-        result_columns = compiled._result_columns
-        names = tuple(str(rc[0]) for rc in result_columns)
-        for i, rc in enumerate(result_columns):
-            proc = rc[3]._cached_result_processor(dialect, None)
-            if proc is not None:
-                converters.append((i, proc))
+        names, converters = leanselect.result_columns(compiled, dialect)
+        convert_at = leanselect.converting(converters)
     row_class = type("Row", (Row,), {"__slots__": (), "_names": {n: i for i, n in enumerate(names)}})
-    return _KeyedPlan(compiled, names, tuple(converters), row_class)
+    return _KeyedPlan(compiled, names, convert_at, row_class)
 
 
 def _prepare_keyed(stmt: Any, params: Mapping[str, Any] | None, dialect: Dialect) -> _Prepared | None:
@@ -230,21 +220,8 @@ def _prepare_keyed(stmt: Any, params: Mapping[str, Any] | None, dialect: Dialect
     plan = _keyed_plans.get(memo)
     if plan is None:
         plan = _remember(_keyed_plans, memo, _keyed_plan(stmt, cache_key, dialect))
-    compiled = plan.compiled
-    values = compiled.construct_params(
-        params, extracted_parameters=cache_key.bindparams, escape_names=False, _no_postcompile=True
-    )
-    state = compiled._process_parameters_for_postcompile(values)
-    processors: Mapping[str, Processor] = compiled._bind_processors
-    if state.processors:
-        processors = {**processors, **state.processors}
-    bound = state.parameters
-    positional = []
-    for name in state.positiontup or ():
-        value = bound[name]
-        proc = processors.get(name)
-        positional.append(proc(value) if proc is not None and value is not None else value)
-    return _Prepared(state.statement, None, positional, plan if isinstance(stmt, Select) else None)
+    sql, positional = leanselect.bound_statement(plan.compiled, params, cache_key.bindparams)
+    return _Prepared(sql, None, positional, plan if isinstance(stmt, Select) else None)
 
 
 def _rows(plan: _KeyedPlan, fetched: Iterable[Sequence[Any]]) -> LeanResult:
