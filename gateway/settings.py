@@ -74,6 +74,9 @@ class Settings:
     """Audit every read/search of health data (issue #6); off only to measure its cost (bench/audit_read.py)."""
     audit_checkpoint_seconds: int = 300
     """``serve`` signs and writes a chain checkpoint this often (0: only by ``portal-gateway audit checkpoint``)."""
+    read_memo_rows: int = 10_000
+    """Decoded (and rendered) rows the SQLite read path keeps, keyed by their stored values so an
+    entry can never be stale (``gateway.store.rowmemo``); 0 turns it off."""
     demo: bool = False
     """Demo mode: seeds demo data on an empty store and tolerates a generated master key."""
     max_body_bytes: int = 32 * 1024 * 1024
@@ -125,6 +128,7 @@ class Settings:
             "audit_checkpoint_dir": env.get("GATEWAY_AUDIT_CHECKPOINT_DIR", base.audit_checkpoint_dir),
             "audit_reads": env.get("GATEWAY_AUDIT_READS", "1").strip().lower() not in ("0", "false", "no", "off"),
             "audit_checkpoint_seconds": _env_int("GATEWAY_AUDIT_CHECKPOINT_SECONDS", base.audit_checkpoint_seconds),
+            "read_memo_rows": _env_int("GATEWAY_READ_MEMO_ROWS", base.read_memo_rows),
             "max_body_bytes": _env_int("GATEWAY_MAX_BODY_BYTES", base.max_body_bytes),
             "parse_limit_max": _env_int("GATEWAY_PARSE_LIMIT_MAX", base.parse_limit_max),
             "log_level": env.get("GATEWAY_LOG_LEVEL", base.log_level),

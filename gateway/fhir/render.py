@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from email.utils import format_datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import select
@@ -11,8 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.fhir.context import FhirContext
 from gateway.fhir.registry import ResourceDef
+from gateway.store.classes import CLASSES
 from gateway.store.models import PatientProfile, ProviderProfile, table_of
 from gateway.store.objects import Record
+from gateway.store.rowmemo import MemoRow
 
 _patients = table_of(PatientProfile)
 _providers = table_of(ProviderProfile)
@@ -35,9 +38,36 @@ async def user_refs(conn: AsyncConnection, user_ids: Iterable[str]) -> dict[str,
 async def to_resources(
     conn: AsyncConnection, ctx: FhirContext, rdef: ResourceDef, records: Sequence[Record]
 ) -> list[dict[str, Any]]:
+    """The resources (each a fresh top-level dict) for ``records``.
+
+    A record as read (``MemoRow``) maps once per unchanged row and options: its resource is
+    remembered in the row's entry (``gateway.store.rowmemo``). Not for resources whose
+    mapping also reads other rows (``_User`` references, join tables)."""
     fields = USER_FIELDS.get(rdef.type, ())
-    refs = await user_refs(conn, (str(r.get(f)) for r in records for f in fields if r.get(f))) if fields else {}
-    return [rdef.mapping.to_fhir(r, ctx.options, user_refs=refs) for r in records]
+    to_fhir = rdef.mapping.to_fhir
+    options = ctx.options
+    if fields:
+        refs = await user_refs(conn, (str(r.get(f)) for r in records for f in fields if r.get(f)))
+        return [to_fhir(r, options, user_refs=refs) for r in records]
+    if _has_joins(rdef.class_name):
+        return [to_fhir(r, options) for r in records]
+    key = (rdef.type, options)
+    out = []
+    for r in records:
+        if type(r) is MemoRow:
+            renders = r.memo.renders
+            resource = renders.get(key)
+            if resource is None:
+                resource = renders[key] = to_fhir(r.memo.public(), options)
+            out.append(resource.copy())
+        else:
+            out.append(to_fhir(r, options))
+    return out
+
+
+@cache
+def _has_joins(class_name: str) -> bool:
+    return any(f.is_join for f in CLASSES[class_name].fields.values())
 
 
 def etag(version: object) -> str:

@@ -38,6 +38,7 @@ class BoundDatabase(Database):
         self.engine = outer.engine
         self.read_engine = outer.read_engine
         self.dialect = outer.dialect
+        self.memo = outer.memo
         self._inline = None
         self._raw = None
         self._conn = conn

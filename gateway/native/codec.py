@@ -22,6 +22,7 @@ from gateway.policy.rules import ENUM_FIELDS
 from gateway.records.ops import FieldOp, OpKind
 from gateway.store.classes import ClassSpec, FieldSpec, FieldType
 from gateway.store.ids import is_valid_object_id
+from gateway.store.rowmemo import MemoRow
 
 FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
 RESERVED_KEYS = frozenset({"__proto__", "constructor", "prototype", "__type", "__op"})
@@ -82,7 +83,7 @@ def encode_value(fspec: FieldSpec, value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class _EncodePlan:
     """A class's serialized fields grouped by how they encode, minus those a caller may not
     see or did not ask for: the read path runs this per row, so each group is one tight loop
@@ -93,6 +94,8 @@ class _EncodePlan:
     pointers: tuple[tuple[str, str], ...]
     pointer_lists: tuple[tuple[str, str], ...]
     relations: tuple[tuple[str, str], ...]
+    """Equal plans are the same object (``_plan`` caches them), so a plan keys a row's remembered
+    rendering by identity (``gateway.store.rowmemo``)."""
 
 
 _PLANS: dict[tuple[str, frozenset[str] | None, frozenset[str]], _EncodePlan] = {}
@@ -141,7 +144,37 @@ def encode_record(
     expand: Callable[[Any], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Parse JSON for one record. Pointer values of type ``expanded`` (included objects)
-    are rendered by ``expand``; everything else by the class's encode plan."""
+    are rendered by ``expand``; everything else by the class's encode plan.
+
+    A record as read (``MemoRow``) renders its stored columns once per plan and reuses that
+    on later reads of the unchanged row; only what a read adds to it (included objects,
+    pointer arrays from join tables, relations) is rendered per request."""
+    plan = _plan(spec, keys, hidden)
+    if type(record) is MemoRow:
+        entry = record.memo
+        columns = entry.renders.get(plan)
+        if columns is None:
+            columns = entry.renders[plan] = _encode_columns(plan, entry.public())
+        out = columns.copy()
+        if expand is not None:
+            get = record.get
+            for name, _ in plan.pointers:
+                value = get(name)
+                if type(value) is expanded:
+                    out[name] = expand(value)
+    else:
+        out = _encode_columns(plan, record, expanded, expand)
+    if plan.pointer_lists or plan.relations:
+        _encode_joins(plan, record, expanded, expand, out)
+    return out
+
+
+def _encode_columns(
+    plan: _EncodePlan,
+    record: Mapping[str, Any],
+    expanded: type | None = None,
+    expand: Callable[[Any], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     out: dict[str, Any] = {"objectId": record["objectId"]}
     get = record.get
     created, updated = get("createdAt"), get("updatedAt")
@@ -149,7 +182,6 @@ def encode_record(
         out["createdAt"] = iso(created)
     if updated is not None:
         out["updatedAt"] = iso(updated)
-    plan = _plan(spec, keys, hidden)
     for name in plan.plain:
         value = get(name)
         if value is not None:
@@ -166,6 +198,18 @@ def encode_record(
             out[name] = expand(value)
         else:
             out[name] = {"__type": "Pointer", "className": target, "objectId": value}
+    return out
+
+
+def _encode_joins(
+    plan: _EncodePlan,
+    record: Mapping[str, Any],
+    expanded: type | None,
+    expand: Callable[[Any], dict[str, Any]] | None,
+    out: dict[str, Any],
+) -> None:
+    """Pointer arrays (filled from join tables after the row is read) and relations."""
+    get = record.get
     for name, target in plan.pointer_lists:
         value = get(name)
         if value is not None:
@@ -177,7 +221,6 @@ def encode_record(
             ]
     for name, target in plan.relations:
         out[name] = {"__type": "Relation", "className": target}
-    return out
 
 
 # ---------------------------------------------------------------- decoding

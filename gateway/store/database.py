@@ -18,6 +18,7 @@ from sqlalchemy.sql.base import Executable
 from gateway.native.query.regex import install_sqlite_functions
 from gateway.store import leanselect
 from gateway.store.engine import create_engine, create_inline_reader
+from gateway.store.rowmemo import RowMemo
 from gateway.store.statements import Built
 
 
@@ -32,9 +33,11 @@ class InlineConnection:
     (``driver()``); other statements check out a pooled SQLAlchemy connection lazily.
     """
 
-    def __init__(self, engine: Engine, driver: sqlite3.Connection) -> None:
+    def __init__(self, engine: Engine, driver: sqlite3.Connection, memo: RowMemo) -> None:
         self._engine = engine
         self._driver = driver
+        self.memo = memo
+        """Decoded rows of earlier reads (``gateway.store.rowmemo``), shared by every reader."""
         self._conn: Connection | None = None
         self.dialect = engine.dialect
 
@@ -54,11 +57,11 @@ class InlineConnection:
 
     def fetch_dicts(self, statement: Select[Any]) -> list[dict[str, Any]]:
         """Run a SELECT on the driver connection (see ``leanselect``); rows as dicts."""
-        return leanselect.fetch_dicts(self._driver, statement, self.dialect)
+        return leanselect.fetch_dicts(self._driver, statement, self.dialect, self.memo)
 
     def fetch_built(self, built: Built) -> list[dict[str, Any]]:
         """A remembered statement (``gateway.store.statements``) on the driver connection."""
-        return leanselect.fetch_built(self._driver, built, self.dialect)
+        return leanselect.fetch_built(self._driver, built, self.dialect, self.memo)
 
     def fetch_tuples(self, statement: Select[Any]) -> Sequence[tuple[Any, ...]]:
         return leanselect.fetch_tuples(self._driver, statement, self.dialect)
@@ -76,8 +79,10 @@ class InlineConnection:
 
 
 class Database:
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, read_memo_rows: int = 10_000) -> None:
+        """``read_memo_rows``: how many decoded rows the SQLite read path remembers (0: none)."""
         self.url = url
+        self.memo = RowMemo(read_memo_rows)
         self.engine: AsyncEngine = create_engine(url, echo=echo, immediate=True)
         self.read_engine: AsyncEngine = (
             create_engine(url, echo=echo, immediate=False) if url.startswith("sqlite") else self.engine
@@ -96,7 +101,7 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only view; on SQLite an inline connection (see ``InlineConnection``)."""
         if self._inline is not None:
-            inline = InlineConnection(self._inline, self._driver())
+            inline = InlineConnection(self._inline, self._driver(), self.memo)
             try:
                 yield inline  # type: ignore[misc]
             finally:

@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.classes import ClassSpec
 from gateway.store.database import InlineConnection
-from gateway.store.leanselect import decode_rows
 from gateway.store.models import PatientProfile, Session, User, table_of
 from gateway.store.types import UTCDateTime, parse_sqlite_utc
 
@@ -83,7 +82,7 @@ async def row_by_id(conn: AsyncConnection | InlineConnection, spec: ClassSpec, o
     if isinstance(conn, InlineConnection):
         sql, names, convert_at = _sqlite_select(spec.name)
         rows = conn.driver().execute(sql, (object_id,)).fetchall()
-        return decode_rows(names, convert_at, rows)[0] if rows else None
+        return conn.memo.rows(names, convert_at, rows)[0] if rows else None
     result = await conn.execute(_core_select(spec.name), {"oid": object_id})
     mapped = result.mappings().first()
     return None if mapped is None else dict(mapped)
@@ -170,6 +169,6 @@ async def rows_by_ids(conn: AsyncConnection | InlineConnection, spec: ClassSpec,
     if isinstance(conn, InlineConnection):
         _, names, convert_at = _sqlite_select(spec.name)
         rows = conn.driver().execute(_sqlite_select_in(spec.name, len(object_ids)), object_ids).fetchall()
-        return decode_rows(names, convert_at, rows)
+        return conn.memo.rows(names, convert_at, rows)
     result = await conn.execute(select(spec.table).where(spec.pk.in_(object_ids)))
     return [dict(m) for m in result.mappings()]

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Dialect, Select
 
+from gateway.store.rowmemo import RowMemo
 from gateway.store.statements import Built
 
 _CACHE_MAX = 2048
@@ -108,20 +109,29 @@ def _statement_and_params(stmt: Select[Any], dialect: Dialect) -> tuple[_Plan, s
     return plan, sql, positional
 
 
-def fetch_dicts(driver: sqlite3.Connection, stmt: Select[Any], dialect: Dialect) -> list[dict[str, Any]]:
-    """Every row of ``stmt`` as a dict keyed by selected column name."""
+def fetch_dicts(
+    driver: sqlite3.Connection, stmt: Select[Any], dialect: Dialect, memo: RowMemo | None = None
+) -> list[dict[str, Any]]:
+    """Every row of ``stmt`` as a dict keyed by selected column name; with ``memo``, rows read
+    before are decoded once (``gateway.store.rowmemo``)."""
     plan, sql, params = _statement_and_params(stmt, dialect)
     rows = driver.execute(sql, params).fetchall()
+    if memo is not None:
+        return memo.rows(plan.names, plan.convert_at, rows)
     return decode_rows(plan.names, plan.convert_at, rows)
 
 
-def fetch_built(driver: sqlite3.Connection, built: Built, dialect: Dialect) -> list[dict[str, Any]]:
+def fetch_built(
+    driver: sqlite3.Connection, built: Built, dialect: Dialect, memo: RowMemo | None = None
+) -> list[dict[str, Any]]:
     """``fetch_dicts`` for a remembered statement: compiled and bound once, then run as SQL text."""
     prepared = built.prepared
     if prepared is None:
         prepared = built.prepared = _statement_and_params(built.stmt, dialect)
     plan, sql, params = prepared
     rows = driver.execute(sql, params).fetchall()
+    if memo is not None:
+        return memo.rows(plan.names, plan.convert_at, rows)
     return decode_rows(plan.names, plan.convert_at, rows)
 
 

@@ -19,11 +19,10 @@ from gateway.errors import Conflict, Invalid, ParseCode
 from gateway.store.classes import ClassSpec, FieldType
 from gateway.store.database import InlineConnection
 from gateway.store.models import Version, table_of
+from gateway.store.rowmemo import INTERNAL_PREFIX, MemoRow
 from gateway.store.statements import Built
 
 Record = dict[str, Any]
-
-INTERNAL_PREFIX = "_"
 
 
 def now() -> datetime:
@@ -35,6 +34,8 @@ def now() -> datetime:
 def record_from_row(row: Mapping[str, Any] | RowMapping, *, keep_internal: bool = False) -> Record:
     if keep_internal:
         return dict(row)
+    if type(row) is MemoRow:  # a row as read: its entry has the public part already
+        return row.memo.public_row()
     return {k: v for k, v in row.items() if not k.startswith(INTERNAL_PREFIX)}
 
 

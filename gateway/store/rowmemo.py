@@ -1,0 +1,121 @@
+"""Decoded rows remembered by the values SQLite returned for them, for the read path's repeat reads.
+
+A portal reads the same rows over and over (a patient's latest results, their care
+team's providers), and on SQLite most of a page's cost after the query is Python:
+turning stored text into dates and JSON, then into Parse JSON or a FHIR resource. All
+of that is a pure function of the row's stored values, so the raw row tuple is its own
+cache key: any write to the row changes the key, nothing needs invalidating, and a
+stale entry can never be served. The query itself still runs every time, with the
+caller's policy in it; only the decoding and rendering of an unchanged row is shared.
+
+Renderers keep their output for a row in its entry (``RowEntry.renders``) under a key
+of their own that must capture everything besides the row the output depends on (who
+asks, which fields, which options).
+
+Entries hold shared values: a ``MemoRow`` is a fresh dict per caller, but the dates,
+ACL dicts and JSON lists in it are the entry's own and must not be mutated in place
+(the read path never does; writes build new values, see ``gateway.records.ops``).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Converter = Callable[[Any], Any]
+INTERNAL_PREFIX = "_"
+
+
+class MemoRow(dict[str, Any]):
+    """A decoded row (a plain dict to every caller) that knows the entry it was copied from."""
+
+    __slots__ = ("memo",)
+    memo: RowEntry
+
+
+class RowEntry:
+    """One stored row: its decoded form, the same without internal columns, and its renderings."""
+
+    __slots__ = ("_public", "record", "renders")
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record = record
+        self._public: dict[str, Any] | None = None
+        self.renders: dict[Any, Any] = {}
+
+    def row(self) -> MemoRow:
+        out = MemoRow(self.record)
+        out.memo = self
+        return out
+
+    def public(self) -> dict[str, Any]:
+        """The row without internal columns (``_rperm``, ``_wperm``, ...); built once, never handed out."""
+        if self._public is None:
+            self._public = {k: v for k, v in self.record.items() if not k.startswith(INTERNAL_PREFIX)}
+        return self._public
+
+    def public_row(self) -> MemoRow:
+        out = MemoRow(self.public())
+        out.memo = self
+        return out
+
+
+def _decode(
+    names: tuple[str, ...], convert_at: tuple[tuple[int, Converter], ...], raw: Sequence[Any]
+) -> dict[str, Any]:
+    values = list(raw)
+    for i, convert in convert_at:
+        value = values[i]
+        if value is not None:
+            values[i] = convert(value)
+    return dict(zip(names, values, strict=True))
+
+
+class RowMemo:
+    """Least-recently-used entries, at most ``capacity`` (0 turns remembering off).
+
+    Entries are keyed by the row's shape (its column names and how each decodes) and its
+    raw values, so two statements that select different columns never share an entry."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple[int, tuple[Any, ...]], RowEntry] = OrderedDict()
+        self._shapes: dict[tuple[Any, ...], int] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._shapes.clear()
+
+    def rows(
+        self,
+        names: tuple[str, ...],
+        convert_at: tuple[tuple[int, Converter], ...],
+        raw_rows: Sequence[tuple[Any, ...]],
+    ) -> list[dict[str, Any]]:
+        """``raw_rows`` (as ``fetchall`` returned them) decoded, each a fresh ``MemoRow``."""
+        if not self.capacity:
+            return [_decode(names, convert_at, raw) for raw in raw_rows]
+        shapes = self._shapes
+        shape = shapes.get((names, convert_at))
+        if shape is None:
+            if len(shapes) >= 256:  # statements with ever new column sets: start over
+                self.clear()
+            shape = shapes[(names, convert_at)] = len(shapes)
+        entries = self._entries
+        out: list[dict[str, Any]] = []
+        for raw in raw_rows:
+            key = (shape, raw)
+            entry = entries.get(key)
+            if entry is None:
+                entry = RowEntry(_decode(names, convert_at, raw))
+                entries[key] = entry
+                if len(entries) > self.capacity:
+                    entries.popitem(last=False)
+            else:
+                entries.move_to_end(key)
+            out.append(entry.row())
+        return out

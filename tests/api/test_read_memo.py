@@ -1,0 +1,135 @@
+"""Rows remembered by the read path (``gateway.store.rowmemo``) answer exactly what a fresh decode does.
+
+Every response here is taken three ways: from an app that remembers nothing, and twice from one
+that does (the second time from its memo). They must be identical, for every caller, include
+path, hidden field and FHIR mapping; and a write must show on the next read although the row
+was remembered before it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from gateway.app import create_app
+from tests.api_support import APP_ID, Api, make_settings
+
+WHO = ("alice", "bob", "smith", "jones", "admin")
+
+
+@pytest.fixture
+async def plain(demo_database: tuple[str, dict[str, str]]) -> AsyncIterator[AsyncTestClient[Any]]:
+    """The same store through an app that remembers no rows."""
+    url, _ = demo_database
+    app = create_app(make_settings(url, read_memo_rows=0))
+    async with AsyncTestClient(app=app, base_url="http://testserver.local") as client:
+        yield client
+
+
+def _native(demo: Api, who: str) -> dict[str, str]:
+    return {"X-Parse-Application-Id": APP_ID, "X-Parse-Session-Token": demo.tokens[who]}
+
+
+def _fhir(demo: Api, who: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {demo.tokens[who]}", "Accept": "application/fhir+json"}
+
+
+async def _three_ways(
+    demo: Api, plain: AsyncTestClient[Any], path: str, headers: dict[str, str], params: dict[str, str] | None = None
+) -> Any:
+    want = await plain.get(path, headers=headers, params=params)
+    for _ in range(2):
+        got = await demo.client.get(path, headers=headers, params=params)
+        assert got.status_code == want.status_code, (path, params, got.text)
+        assert got.json() == want.json(), (path, params)
+    return want.json()
+
+
+NATIVE_FINDS: list[tuple[str, dict[str, str]]] = [
+    ("LabResult", {"order": "-publishedAt", "include": "orderedBy,patient.user"}),
+    ("LabResult", {"order": "-publishedAt"}),  # after an include: pointers stay pointers
+    ("LabResult", {"keys": "status,resultValue", "include": "orderedBy"}),
+    ("TreatmentPlan", {"include": "provider.user,createdBy"}),
+    ("PatientProfile", {"include": "careTeam,user"}),
+    ("ProviderProfile", {}),
+    ("Message", {"include": "from,to"}),
+    ("Appointment", {"include": "patient,provider"}),
+    ("_User", {}),
+]
+
+FHIR_SEARCHES: list[tuple[str, dict[str, str]]] = [
+    ("Observation", {"_sort": "-date", "_count": "5"}),
+    ("Observation", {"_sort": "-date", "_count": "5", "_elements": "status,code"}),
+    ("Patient", {}),
+    ("Practitioner", {}),
+    ("CarePlan", {"_include": "CarePlan:subject"}),
+    ("Communication", {}),
+    ("Appointment", {}),
+]
+
+
+async def test_every_caller_reads_the_same_with_and_without_the_memo(demo: Api, plain: AsyncTestClient[Any]) -> None:
+    compared = 0
+    for who in WHO:
+        for cls, params in NATIVE_FINDS:
+            body = await _three_ways(demo, plain, f"/parse/classes/{cls}", _native(demo, who), params)
+            for row in body.get("results", [])[:3]:
+                await _three_ways(
+                    demo,
+                    plain,
+                    f"/parse/classes/{cls}/{row['objectId']}",
+                    _native(demo, who),
+                    {"include": params.get("include", "")},
+                )
+                compared += 1
+        for rtype, params in FHIR_SEARCHES:
+            bundle = await _three_ways(demo, plain, f"/fhir/{rtype}", _fhir(demo, who), params)
+            for entry in bundle.get("entry", [])[:3]:
+                resource = entry.get("resource", {})
+                if entry.get("search", {}).get("mode") == "match":
+                    await _three_ways(
+                        demo, plain, f"/fhir/{resource['resourceType']}/{resource['id']}", _fhir(demo, who)
+                    )
+                    compared += 1
+    assert compared > 50  # the demo data gave every caller something to read
+
+
+async def test_a_write_shows_on_the_next_read_of_a_remembered_row(demo: Api) -> None:
+    results = (await demo.find("LabResult", "smith", order="-publishedAt", limit=1)).json()["results"]
+    lab = results[0]["objectId"]
+    for _ in range(2):
+        assert (await demo.get(f"/parse/classes/LabResult/{lab}", "alice")).json()["resultValue"] != "42.5"
+        fhir = (await demo.client.get(f"/fhir/Observation/{lab}", headers=_fhir(demo, "alice"))).json()
+        assert fhir.get("note") != [{"text": "re-read after a write"}]
+    r = await demo.put(
+        f"/parse/classes/LabResult/{lab}", {"resultValue": "42.5", "notes": "re-read after a write"}, "smith"
+    )
+    assert r.status_code == 200, r.text
+    assert (await demo.get(f"/parse/classes/LabResult/{lab}", "alice")).json()["resultValue"] == "42.5"
+    found = (await demo.find("LabResult", "alice", where=json.dumps({"objectId": lab}))).json()["results"]
+    assert [row["resultValue"] for row in found] == ["42.5"]
+    fhir = (await demo.client.get(f"/fhir/Observation/{lab}", headers=_fhir(demo, "alice"))).json()
+    assert fhir["note"] == [{"text": "re-read after a write"}]
+    assert fhir["meta"]["versionId"] == str(
+        (await demo.get(f"/parse/classes/LabResult/{lab}", "alice")).json()["version"]
+    )
+
+
+async def test_a_narrowed_acl_takes_effect_although_the_row_was_remembered(demo: Api) -> None:
+    """The memo decodes; it never decides. A remembered row must be refused to the patient once
+    the care team makes it provider-only (its ACL changes with it), by id, by query and by FHIR."""
+    lab = (await demo.find("LabResult", "alice", order="-publishedAt", limit=1)).json()["results"][0]["objectId"]
+    for _ in range(2):
+        assert (await demo.get(f"/parse/classes/LabResult/{lab}", "alice")).status_code == 200
+        assert (await demo.client.get(f"/fhir/Observation/{lab}", headers=_fhir(demo, "alice"))).status_code == 200
+    r = await demo.put(f"/parse/classes/LabResult/{lab}", {"visibility": "provider-only"}, "smith")
+    assert r.status_code == 200, r.text
+    assert (await demo.get(f"/parse/classes/LabResult/{lab}", "alice")).status_code == 404
+    assert (await demo.client.get(f"/fhir/Observation/{lab}", headers=_fhir(demo, "alice"))).status_code == 404
+    mine = (await demo.find("LabResult", "alice", order="-publishedAt")).json()["results"]
+    assert lab not in {row["objectId"] for row in mine}
+    assert (await demo.get(f"/parse/classes/LabResult/{lab}", "smith")).json()["visibility"] == "provider-only"

@@ -1,0 +1,59 @@
+"""The row memo (``gateway.store.rowmemo``): keyed by stored values, fresh dicts per caller, bounded."""
+
+from __future__ import annotations
+
+import json
+
+from gateway.store.rowmemo import MemoRow, RowMemo
+
+NAMES = ("objectId", "value", "_rperm")
+CONVERT = ((2, json.loads),)
+
+
+def test_an_unchanged_row_is_decoded_once_and_every_caller_gets_its_own_dict() -> None:
+    memo = RowMemo(10)
+    first = memo.rows(NAMES, CONVERT, [("a", "1", '["*"]')])[0]
+    again = memo.rows(NAMES, CONVERT, [("a", "1", '["*"]')])[0]
+    assert type(first) is MemoRow and first == {"objectId": "a", "value": "1", "_rperm": ["*"]}
+    assert again.memo is first.memo and again is not first
+    first["value"] = "mutated by a caller"
+    assert memo.rows(NAMES, CONVERT, [("a", "1", '["*"]')])[0]["value"] == "1"
+
+
+def test_a_changed_row_is_a_new_entry() -> None:
+    memo = RowMemo(10)
+    before = memo.rows(NAMES, CONVERT, [("a", "1", '["*"]')])[0]
+    before.memo.renders["k"] = {"value": "1"}
+    after = memo.rows(NAMES, CONVERT, [("a", "2", '["*"]')])[0]
+    assert after["value"] == "2" and after.memo is not before.memo and "k" not in after.memo.renders
+
+
+def test_rows_of_another_shape_never_share_an_entry() -> None:
+    memo = RowMemo(10)
+    one = memo.rows(NAMES, CONVERT, [("a", "1", "[]")])[0]
+    other = memo.rows(("objectId", "other", "_wperm"), (), [("a", "1", "[]")])[0]
+    assert other == {"objectId": "a", "other": "1", "_wperm": "[]"} and other.memo is not one.memo
+
+
+def test_least_recently_used_rows_are_dropped_at_capacity() -> None:
+    memo = RowMemo(2)
+    a = memo.rows(NAMES, (), [("a", "1", "")])[0].memo
+    b = memo.rows(NAMES, (), [("b", "1", "")])[0].memo
+    assert memo.rows(NAMES, (), [("a", "1", "")])[0].memo is a  # a is now the most recent
+    memo.rows(NAMES, (), [("c", "1", "")])  # drops b
+    assert len(memo) == 2
+    assert memo.rows(NAMES, (), [("a", "1", "")])[0].memo is a
+    assert memo.rows(NAMES, (), [("b", "1", "")])[0].memo is not b and len(memo) == 2
+
+
+def test_capacity_zero_decodes_plain_dicts() -> None:
+    memo = RowMemo(0)
+    rows = memo.rows(NAMES, CONVERT, [("a", "1", "[1]")])
+    assert type(rows[0]) is dict and rows[0]["_rperm"] == [1] and len(memo) == 0
+
+
+def test_public_row_drops_internal_columns_and_keeps_the_entry() -> None:
+    memo = RowMemo(10)
+    row = memo.rows(NAMES, CONVERT, [("a", "1", "[]")])[0]
+    public = row.memo.public_row()
+    assert public == {"objectId": "a", "value": "1"} and public.memo is row.memo
