@@ -373,16 +373,15 @@ async def search(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest) -> FhirR
             plan.warnings += warnings
     if not plan.summary_count and records.reads.enabled:
         await records.audit_search(
-            req.principal, rdef.class_name, rows, query=urlencode(plan.echo), included=_audited_includes(extra)
+            req.principal, rdef.class_name, rows, query=_encoded(plan.echo), included=_audited_includes(extra)
         )
-    self_params = plan.echo + ([("_cursor", plan.cursor)] if plan.cursor else [])
-    bundle["link"] = [{"relation": "self", "url": _url(base, self_params)}]
+    bundle["link"] = [{"relation": "self", "url": _url(base, plan.echo, plan.cursor)}]
     if more_after and rows:
         token = ctx.cursors.encode(Cursor(digest, _key(rows[-1], column), str(rows[-1]["objectId"])))
-        bundle["link"].append({"relation": "next", "url": _url(base, [*plan.echo, ("_cursor", token)])})
+        bundle["link"].append({"relation": "next", "url": _url(base, plan.echo, token)})
     if more_before and rows:
         token = ctx.cursors.encode(Cursor(digest, _key(rows[0], column), str(rows[0]["objectId"]), True))
-        bundle["link"].append({"relation": "previous", "url": _url(base, [*plan.echo, ("_cursor", token)])})
+        bundle["link"].append({"relation": "previous", "url": _url(base, plan.echo, token)})
     if plan.elements:
         resources = [_subset(res, plan.elements) for res in resources]
     entries: list[dict[str, Any]] = [
@@ -417,8 +416,27 @@ def _audited_includes(resources: list[dict[str, Any]]) -> list[tuple[str, dict[s
     return out
 
 
-def _url(base: str, params: list[tuple[str, str]]) -> str:
-    return f"{base}?{urlencode(params)}" if params else base
+def _url(base: str, params: list[tuple[str, str]], cursor: str | None = None) -> str:
+    query = _encoded(params)
+    if cursor:
+        query = f"{query}&{urlencode([('_cursor', cursor)])}" if query else urlencode([("_cursor", cursor)])
+    return f"{base}?{query}" if query else base
+
+
+_ENCODED: dict[tuple[tuple[str, str], ...], str] = {}
+
+
+def _encoded(params: list[tuple[str, str]]) -> str:
+    """``urlencode`` of a search's echoed parameters, remembered: every page of a search links
+    itself with the same parameters, and quoting them costs more than the lookup."""
+    key = tuple(params)
+    text = _ENCODED.get(key)
+    if text is None:
+        text = urlencode(params)
+        if len(_ENCODED) >= 1024:
+            _ENCODED.clear()
+        _ENCODED[key] = text
+    return text
 
 
 async def matches(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest, query: str, limit: int = 2) -> list[Record]:

@@ -172,11 +172,16 @@ class LabResult(ParseObject, Versioned, Base):
     resultData: Mapped[dict[str, Any] | None] = _object()
     sourceMessageId: Mapped[str | None] = mapped_column(String(128))
     __table_args__ = (
-        Index("ix_labresult_patient_published", "patient", "publishedAt"),
-        Index("ix_labresult_patient_effective", "patient", "effectiveAt"),
         Index("ix_labresult_order", "orderId"),
         Index("ix_labresult_ordered_by", "orderedBy"),
     )
+
+
+# A patient's results newest first, in the order both doors page them (the date descending,
+# then objectId ascending), so SQLite reads a page off the index and stops at its limit
+# instead of sorting all the patient's rows (migration 0009).
+Index("ix_labresult_patient_published", LabResult.patient, LabResult.publishedAt.desc(), LabResult.objectId)
+Index("ix_labresult_patient_effective", LabResult.patient, LabResult.effectiveAt.desc(), LabResult.objectId)
 
 
 class TreatmentPlan(ParseObject, Versioned, Base):

@@ -133,3 +133,26 @@ async def test_a_narrowed_acl_takes_effect_although_the_row_was_remembered(demo:
     mine = (await demo.find("LabResult", "alice", order="-publishedAt")).json()["results"]
     assert lab not in {row["objectId"] for row in mine}
     assert (await demo.get(f"/parse/classes/LabResult/{lab}", "smith")).json()["visibility"] == "provider-only"
+
+
+async def test_a_patients_newest_page_is_read_off_the_index_without_sorting(demo: Api) -> None:
+    """Both doors' newest-first pages (migration 0009): SQLite reads them in index order and stops
+    at the limit; a "TEMP B-TREE" step means it sorted all the patient's results for every page."""
+    db = demo.client.app.state["db"]
+    if db.dialect != "sqlite":
+        pytest.skip("the query plan checked here is SQLite's")
+    statements: list[str] = []
+    driver = db._driver()
+    driver.set_trace_callback(statements.append)
+    try:
+        await demo.find("LabResult", "alice", order="-publishedAt", limit=5)
+        await demo.client.get(
+            "/fhir/Observation", headers=_fhir(demo, "alice"), params={"_sort": "-date", "_count": "5"}
+        )
+    finally:
+        driver.set_trace_callback(None)
+    pages = [s for s in statements if 'FROM "LabResult"' in s and "ORDER BY" in s]
+    assert len(pages) == 2, statements
+    for sql in pages:
+        plan = " | ".join(row[3] for row in driver.execute("EXPLAIN QUERY PLAN " + sql).fetchall())
+        assert "USING INDEX ix_labresult_patient_" in plan and "TEMP B-TREE" not in plan, plan
