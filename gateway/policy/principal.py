@@ -51,6 +51,17 @@ def _perms(roles: frozenset[str], user_id: str | None) -> frozenset[str]:
     return frozenset(keys)
 
 
+@lru_cache(maxsize=4096)
+def _patient_ids(roles: frozenset[str], own_patient_id: str | None, compartment: str | None) -> frozenset[str]:
+    """Memoized like ``_perms``: a page's row checks and included objects ask it per row."""
+    ids = {r[len(CARE_TEAM_PREFIX) :] for r in roles if r.startswith(CARE_TEAM_PREFIX)}
+    if own_patient_id:
+        ids.add(own_patient_id)
+    if compartment is not None:
+        ids &= {compartment}
+    return frozenset(ids)
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     kind: PrincipalKind
@@ -107,12 +118,7 @@ class Principal:
         """
         if self.is_admin:
             return None if self.compartment is None else frozenset({self.compartment})
-        ids = {r[len(CARE_TEAM_PREFIX) :] for r in self.roles if r.startswith(CARE_TEAM_PREFIX)}
-        if self.own_patient_id:
-            ids.add(self.own_patient_id)
-        if self.compartment is not None:
-            ids &= {self.compartment}
-        return frozenset(ids)
+        return _patient_ids(self.roles, self.own_patient_id, self.compartment)
 
     @property
     def actor_name(self) -> str:

@@ -205,19 +205,15 @@ class Records:
             await load_join_arrays(conn, target, found)
             if subtree:
                 await self.expand(conn, principal, target, found, subtree)
-            by_id = {r["objectId"]: r for r in found}
+            # One Expanded per object, however many records point at it (a page's common provider).
+            by_id = {r["objectId"]: Expanded(target.name, r, self.hidden_fields(target, principal, r)) for r in found}
             for rec in records:
                 value = rec.get(name)
-                if isinstance(value, str) and value in by_id:
-                    obj = by_id[value]
-                    rec[name] = Expanded(target.name, obj, self.hidden_fields(target, principal, obj))
+                if isinstance(value, str):
+                    if value in by_id:
+                        rec[name] = by_id[value]
                 elif isinstance(value, list):
-                    rec[name] = [
-                        Expanded(target.name, by_id[v], self.hidden_fields(target, principal, by_id[v]))
-                        if isinstance(v, str) and v in by_id
-                        else v
-                        for v in value
-                    ]
+                    rec[name] = [by_id[v] if isinstance(v, str) and v in by_id else v for v in value]
 
     # ------------------------------------------------------------ writes
 

@@ -43,8 +43,16 @@ def _column_values(spec: ClassSpec, values: Mapping[str, Any]) -> dict[str, Any]
     return {k: v for k, v in values.items() if k in spec.table.c}
 
 
-def _join_fields(spec: ClassSpec) -> list[str]:
-    return [name for name, f in spec.fields.items() if f.join is not None and f.type is FieldType.ARRAY]
+_JOIN_FIELDS: dict[str, tuple[ClassSpec, tuple[str, ...]]] = {}
+
+
+def _join_fields(spec: ClassSpec) -> tuple[str, ...]:
+    """Per class, once: every read of a page (and of its included objects) asks."""
+    cached = _JOIN_FIELDS.get(spec.name)
+    if cached is None or cached[0] is not spec:
+        names = tuple(name for name, f in spec.fields.items() if f.join is not None and f.type is FieldType.ARRAY)
+        cached = _JOIN_FIELDS[spec.name] = (spec, names)
+    return cached[1]
 
 
 async def load_join_arrays(conn: AsyncConnection, spec: ClassSpec, records: Sequence[Record]) -> None:
