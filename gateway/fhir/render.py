@@ -51,15 +51,15 @@ async def to_resources(
         return [to_fhir(r, options, user_refs=refs) for r in records]
     if _has_joins(rdef.class_name):
         return [to_fhir(r, options) for r in records]
-    key = (rdef.type, options)
+    key = rdef.type  # with the options it was mapped with, compared by identity (hashing them per row costs)
     out = []
     for r in records:
         if type(r) is MemoRow:
             renders = r.memo.renders
-            resource = renders.get(key)
-            if resource is None:
-                resource = renders[key] = to_fhir(r.memo.public(), options)
-            out.append(resource.copy())
+            done = renders.get(key)
+            if done is None or done[0] is not options:
+                done = renders[key] = (options, to_fhir(r.memo.public(), options))
+            out.append(done[1].copy())
         else:
             out.append(to_fhir(r, options))
     return out
