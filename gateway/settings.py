@@ -74,9 +74,10 @@ class Settings:
     """Audit every read/search of health data (issue #6); off only to measure its cost (bench/audit_read.py)."""
     audit_checkpoint_seconds: int = 300
     """``serve`` signs and writes a chain checkpoint this often (0: only by ``portal-gateway audit checkpoint``)."""
-    read_memo_rows: int = 10_000
+    read_memo_rows: int = 4096
     """Decoded (and rendered) rows the SQLite read path keeps, keyed by their stored values so an
-    entry can never be stale (``gateway.store.rowmemo``); 0 turns it off."""
+    entry can never be stale (``gateway.store.rowmemo``); 0 turns it off. A LabResult with its
+    Parse and FHIR renderings takes about 9 KB, so the default holds about 35 MB."""
     demo: bool = False
     """Demo mode: seeds demo data on an empty store and tolerates a generated master key."""
     max_body_bytes: int = 32 * 1024 * 1024

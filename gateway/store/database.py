@@ -79,7 +79,7 @@ class InlineConnection:
 
 
 class Database:
-    def __init__(self, url: str, *, echo: bool = False, read_memo_rows: int = 10_000) -> None:
+    def __init__(self, url: str, *, echo: bool = False, read_memo_rows: int = 4096) -> None:
         """``read_memo_rows``: how many decoded rows the SQLite read path remembers (0: none)."""
         self.url = url
         self.memo = RowMemo(read_memo_rows)
