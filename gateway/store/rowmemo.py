@@ -3,10 +3,11 @@
 A portal reads the same rows over and over (a patient's latest results, their care
 team's providers), and on SQLite most of a page's cost after the query is Python:
 turning stored text into dates and JSON, then into Parse JSON or a FHIR resource. All
-of that is a pure function of the row's stored values, so the raw row tuple is its own
-cache key: any write to the row changes the key, nothing needs invalidating, and a
-stale entry can never be served. The query itself still runs every time, with the
-caller's policy in it; only the decoding and rendering of an unchanged row is shared.
+of that is a pure function of the row's stored values, so an entry is used only while
+the row's values equal the ones it was made from: any write to the row makes it a new
+entry, nothing needs invalidating, and a stale entry can never be served. The query
+itself still runs every time, with the caller's policy in it; only the decoding and
+rendering of an unchanged row is shared.
 
 Renderers keep their output for a row in its entry (``RowEntry.renders``) under a key
 of their own that must capture everything besides the row the output depends on (who
@@ -37,9 +38,11 @@ class MemoRow(dict[str, Any]):
 class RowEntry:
     """One stored row: its decoded form, the same without internal columns, and its renderings."""
 
-    __slots__ = ("_public", "record", "renders")
+    __slots__ = ("_public", "raw", "record", "renders")
 
-    def __init__(self, record: dict[str, Any]) -> None:
+    def __init__(self, raw: tuple[Any, ...], record: dict[str, Any]) -> None:
+        self.raw = raw
+        """The values as stored: the entry stands for the row only while they are equal."""
         self.record = record
         self._public: dict[str, Any] | None = None
         self.renders: dict[Any, Any] = {}
@@ -75,13 +78,15 @@ def _decode(
 class RowMemo:
     """Least-recently-used entries, at most ``capacity`` (0 turns remembering off).
 
-    Entries are keyed by the row's shape (its column names and how each decodes) and its
-    raw values, so two statements that select different columns never share an entry."""
+    An entry is found by the row's shape (its column names and how each decodes) and its
+    objectId, and used only when its stored values equal the row's: a changed row replaces
+    its entry rather than leaving the old version to age out, and the lookup hashes one id
+    instead of every value. Rows without an objectId column are found by all their values."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[tuple[int, tuple[Any, ...]], RowEntry] = OrderedDict()
-        self._shapes: dict[tuple[Any, ...], int] = {}
+        self._entries: OrderedDict[tuple[int, Any], RowEntry] = OrderedDict()
+        self._shapes: dict[tuple[Any, ...], tuple[int, int]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -100,22 +105,26 @@ class RowMemo:
         if not self.capacity:
             return [_decode(names, convert_at, raw) for raw in raw_rows]
         shapes = self._shapes
-        shape = shapes.get((names, convert_at))
-        if shape is None:
+        found = shapes.get((names, convert_at))
+        if found is None:
             if len(shapes) >= 256:  # statements with ever new column sets: start over
                 self.clear()
-            shape = shapes[(names, convert_at)] = len(shapes)
+            at = names.index("objectId") if "objectId" in names else -1
+            found = shapes[(names, convert_at)] = (len(shapes), at)
+        shape, at = found
         entries = self._entries
         out: list[dict[str, Any]] = []
         for raw in raw_rows:
-            key = (shape, raw)
+            key = (shape, raw[at] if at >= 0 else raw)
             entry = entries.get(key)
-            if entry is None:
-                entry = RowEntry(_decode(names, convert_at, raw))
+            if entry is not None and entry.raw == raw:
+                entries.move_to_end(key)
+            else:
+                entry = RowEntry(raw, _decode(names, convert_at, raw))
+                if key in entries:
+                    entries.move_to_end(key)
                 entries[key] = entry
                 if len(entries) > self.capacity:
                     entries.popitem(last=False)
-            else:
-                entries.move_to_end(key)
             out.append(entry.row())
         return out

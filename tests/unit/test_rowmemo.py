@@ -20,12 +20,24 @@ def test_an_unchanged_row_is_decoded_once_and_every_caller_gets_its_own_dict() -
     assert memo.rows(NAMES, CONVERT, [("a", "1", '["*"]')])[0]["value"] == "1"
 
 
-def test_a_changed_row_is_a_new_entry() -> None:
+def test_a_changed_row_replaces_its_entry() -> None:
     memo = RowMemo(10)
     before = memo.rows(NAMES, CONVERT, [("a", "1", '["*"]')])[0]
     before.memo.renders["k"] = {"value": "1"}
     after = memo.rows(NAMES, CONVERT, [("a", "2", '["*"]')])[0]
     assert after["value"] == "2" and after.memo is not before.memo and "k" not in after.memo.renders
+    assert len(memo) == 1  # the old version does not linger
+    # Any column counts, internal ones included: a narrowed ACL is a new entry too.
+    narrowed = memo.rows(NAMES, CONVERT, [("a", "2", '["role:x"]')])[0]
+    assert narrowed["_rperm"] == ["role:x"] and narrowed.memo is not after.memo
+
+
+def test_rows_without_an_object_id_are_found_by_all_their_values() -> None:
+    memo = RowMemo(10)
+    names = ("name", "value")
+    one = memo.rows(names, (), [("x", "1")])[0]
+    assert memo.rows(names, (), [("x", "1")])[0].memo is one.memo
+    assert memo.rows(names, (), [("x", "2")])[0].memo is not one.memo and len(memo) == 2
 
 
 def test_rows_of_another_shape_never_share_an_entry() -> None:
