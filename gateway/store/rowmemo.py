@@ -26,6 +26,9 @@ from typing import Any
 
 Converter = Callable[[Any], Any]
 INTERNAL_PREFIX = "_"
+SECRET_COLUMNS = frozenset({"_hashed_password", "_token_hash", "codeHash", "secretHash"})
+"""Rows holding credentials (password and token hashes) are decoded afresh and never kept:
+a credential should stay in memory no longer than the request that reads it."""
 
 
 class MemoRow(dict[str, Any]):
@@ -86,10 +89,14 @@ class RowMemo:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._entries: OrderedDict[tuple[int, Any], RowEntry] = OrderedDict()
-        self._shapes: dict[tuple[Any, ...], tuple[int, int]] = {}
+        self._shapes: dict[tuple[Any, ...], tuple[int, int, bool]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def entries(self) -> list[RowEntry]:
+        """What is kept now, oldest first (for tests and diagnostics)."""
+        return list(self._entries.values())
 
     def clear(self) -> None:
         self._entries.clear()
@@ -110,8 +117,10 @@ class RowMemo:
             if len(shapes) >= 256:  # statements with ever new column sets: start over
                 self.clear()
             at = names.index("objectId") if "objectId" in names else -1
-            found = shapes[(names, convert_at)] = (len(shapes), at)
-        shape, at = found
+            found = shapes[(names, convert_at)] = (len(shapes), at, SECRET_COLUMNS.isdisjoint(names))
+        shape, at, kept = found
+        if not kept:
+            return [_decode(names, convert_at, raw) for raw in raw_rows]
         entries = self._entries
         out: list[dict[str, Any]] = []
         for raw in raw_rows:

@@ -69,3 +69,9 @@ def test_public_row_drops_internal_columns_and_keeps_the_entry() -> None:
     row = memo.rows(NAMES, CONVERT, [("a", "1", "[]")])[0]
     public = row.memo.public_row()
     assert public == {"objectId": "a", "value": "1"} and public.memo is row.memo
+
+
+def test_rows_holding_credentials_are_never_kept() -> None:
+    memo = RowMemo(10)
+    rows = memo.rows(("objectId", "username", "_hashed_password"), (), [("u", "alice", "$argon2id$...")])
+    assert type(rows[0]) is dict and rows[0]["username"] == "alice" and len(memo) == 0
