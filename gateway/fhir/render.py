@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from email.utils import format_datetime
-from functools import cache
 from typing import Any
 
 from sqlalchemy import select
@@ -14,7 +13,7 @@ from gateway.fhir.context import FhirContext
 from gateway.fhir.registry import ResourceDef
 from gateway.store.classes import CLASSES
 from gateway.store.models import PatientProfile, ProviderProfile, table_of
-from gateway.store.objects import Record
+from gateway.store.objects import Record, join_fields
 from gateway.store.rowmemo import MemoRow
 
 _patients = table_of(PatientProfile)
@@ -49,7 +48,7 @@ async def to_resources(
     if fields:
         refs = await user_refs(conn, (str(r.get(f)) for r in records for f in fields if r.get(f)))
         return [to_fhir(r, options, user_refs=refs) for r in records]
-    if _has_joins(rdef.class_name):
+    if join_fields(CLASSES[rdef.class_name]):
         return [to_fhir(r, options) for r in records]
     key = rdef.type  # with the options it was mapped with, compared by identity (hashing them per row costs)
     out = []
@@ -63,11 +62,6 @@ async def to_resources(
         else:
             out.append(to_fhir(r, options))
     return out
-
-
-@cache
-def _has_joins(class_name: str) -> bool:
-    return any(f.is_join for f in CLASSES[class_name].fields.values())
 
 
 def etag(version: object) -> str:

@@ -7,7 +7,7 @@ same Core expressions the policy builds, so there is one definition of every fil
 only the running differs: the compiled form is cached under SQLAlchemy's own cache
 key (the key also hands back this statement's bound values in order), the SQL goes
 straight to the long-lived ``sqlite3`` read connection, and rows are decoded by
-per-column converters into plain dicts.
+per-column converters into dicts (through ``gateway.store.rowmemo``).
 
 Each statement runs in its own autocommit snapshot (as the prepared hot-path
 statements do): a page and its included objects may come from two snapshots, which
@@ -109,47 +109,22 @@ def _statement_and_params(stmt: Select[Any], dialect: Dialect) -> tuple[_Plan, s
     return plan, sql, positional
 
 
-def fetch_dicts(
-    driver: sqlite3.Connection, stmt: Select[Any], dialect: Dialect, memo: RowMemo | None = None
-) -> list[dict[str, Any]]:
-    """Every row of ``stmt`` as a dict keyed by selected column name; with ``memo``, rows read
-    before are decoded once (``gateway.store.rowmemo``)."""
+def fetch_dicts(driver: sqlite3.Connection, stmt: Select[Any], dialect: Dialect, memo: RowMemo) -> list[dict[str, Any]]:
+    """Every row of ``stmt`` as a dict keyed by selected column name, decoded through ``memo``
+    (``gateway.store.rowmemo``: rows read before are decoded once)."""
     plan, sql, params = _statement_and_params(stmt, dialect)
     rows = driver.execute(sql, params).fetchall()
-    if memo is not None:
-        return memo.rows(plan.names, plan.convert_at, rows)
-    return decode_rows(plan.names, plan.convert_at, rows)
+    return memo.rows(plan.names, plan.convert_at, rows)
 
 
-def fetch_built(
-    driver: sqlite3.Connection, built: Built, dialect: Dialect, memo: RowMemo | None = None
-) -> list[dict[str, Any]]:
+def fetch_built(driver: sqlite3.Connection, built: Built, dialect: Dialect, memo: RowMemo) -> list[dict[str, Any]]:
     """``fetch_dicts`` for a remembered statement: compiled and bound once, then run as SQL text."""
     prepared = built.prepared
     if prepared is None:
         prepared = built.prepared = _statement_and_params(built.stmt, dialect)
     plan, sql, params = prepared
     rows = driver.execute(sql, params).fetchall()
-    if memo is not None:
-        return memo.rows(plan.names, plan.convert_at, rows)
-    return decode_rows(plan.names, plan.convert_at, rows)
-
-
-def decode_rows(
-    names: tuple[str, ...], convert_at: tuple[tuple[int, Converter], ...], rows: Sequence[Sequence[Any]]
-) -> list[dict[str, Any]]:
-    """Rows to dicts, converting only the columns that need it and only when not NULL (every
-    converter, ours and SQLAlchemy's, maps NULL to None); a third faster than a converter
-    call per column, on the read path's every row."""
-    out = []
-    for row in rows:
-        values = list(row)
-        for i, convert in convert_at:
-            value = values[i]
-            if value is not None:
-                values[i] = convert(value)
-        out.append(dict(zip(names, values, strict=True)))
-    return out
+    return memo.rows(plan.names, plan.convert_at, rows)
 
 
 def fetch_tuples(driver: sqlite3.Connection, stmt: Select[Any], dialect: Dialect) -> Sequence[tuple[Any, ...]]:

@@ -46,8 +46,9 @@ def _column_values(spec: ClassSpec, values: Mapping[str, Any]) -> dict[str, Any]
 _JOIN_FIELDS: dict[str, tuple[ClassSpec, tuple[str, ...]]] = {}
 
 
-def _join_fields(spec: ClassSpec) -> tuple[str, ...]:
-    """Per class, once: every read of a page (and of its included objects) asks."""
+def join_fields(spec: ClassSpec) -> tuple[str, ...]:
+    """The class's pointer arrays kept in join tables (``careTeam``); per class, once: every read
+    of a page (and of its included objects) asks."""
     cached = _JOIN_FIELDS.get(spec.name)
     if cached is None or cached[0] is not spec:
         names = tuple(name for name, f in spec.fields.items() if f.join is not None and f.type is FieldType.ARRAY)
@@ -57,7 +58,7 @@ def _join_fields(spec: ClassSpec) -> tuple[str, ...]:
 
 async def load_join_arrays(conn: AsyncConnection, spec: ClassSpec, records: Sequence[Record]) -> None:
     """Fill pointer-array fields (``careTeam``) for a page of records with one query each."""
-    names = _join_fields(spec)
+    names = join_fields(spec)
     if not names or not records:
         return
     ids = [r["objectId"] for r in records]
@@ -244,7 +245,7 @@ async def insert_record(
     except IntegrityError as exc:
         raise _integrity_error(exc) from exc
     record = {k: v for k, v in row.items() if not k.startswith(INTERNAL_PREFIX)}
-    for name in _join_fields(spec):
+    for name in join_fields(spec):
         record[name] = list((joins or {}).get(name, []))
     await write_version(conn, spec, record, actor)
     return record

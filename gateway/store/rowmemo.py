@@ -70,6 +70,9 @@ class RowEntry:
 def _decode(
     names: tuple[str, ...], convert_at: tuple[tuple[int, Converter], ...], raw: Sequence[Any]
 ) -> dict[str, Any]:
+    """One row to a dict, converting only the columns that need it and only when not NULL (every
+    converter, ours and SQLAlchemy's, maps NULL to None): a third faster than a converter call
+    per column, on the read path's every row."""
     values = list(raw)
     for i, convert in convert_at:
         value = values[i]
