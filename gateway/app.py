@@ -60,7 +60,11 @@ def create_app(
 ) -> Litestar:
     """``mllp=True`` (what ``serve`` passes) also runs the MLLP listener when ``settings.mllp_port`` is not 0;
     ``checkpoints=True`` (also from ``serve``) signs an audit checkpoint every ``audit_checkpoint_seconds``."""
-    database = db or Database(settings.database_url, read_memo_rows=settings.read_memo_rows)
+    database = db or Database(
+        settings.database_url,
+        read_memo_rows=settings.read_memo_rows,
+        session_memo_entries=settings.session_memo_entries,
+    )
     passwords = Passwords(settings.password_hash_time_cost, settings.password_hash_memory_kib)
     records = Records(database, settings, passwords)
     native = NativeContext(settings=settings, db=database, records=records, passwords=passwords, functions=FUNCTIONS)

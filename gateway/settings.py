@@ -78,6 +78,9 @@ class Settings:
     """Decoded (and rendered) rows the SQLite read path keeps, keyed by their stored values so an
     entry can never be stale (``gateway.store.rowmemo``); 0 turns it off. A LabResult with its
     Parse and FHIR renderings takes about 9 KB, so the default holds about 35 MB."""
+    session_memo_entries: int = 10_000
+    """Resolved sessions the SQLite read path keeps while no session, user, role or patient link
+    has changed (``gateway.store.sessionmemo``); 0 turns it off. Under 1 KB each."""
     demo: bool = False
     """Demo mode: seeds demo data on an empty store and tolerates a generated master key."""
     max_body_bytes: int = 32 * 1024 * 1024
@@ -130,6 +133,7 @@ class Settings:
             "audit_reads": env.get("GATEWAY_AUDIT_READS", "1").strip().lower() not in ("0", "false", "no", "off"),
             "audit_checkpoint_seconds": _env_int("GATEWAY_AUDIT_CHECKPOINT_SECONDS", base.audit_checkpoint_seconds),
             "read_memo_rows": _env_int("GATEWAY_READ_MEMO_ROWS", base.read_memo_rows),
+            "session_memo_entries": _env_int("GATEWAY_SESSION_MEMO_ENTRIES", base.session_memo_entries),
             "max_body_bytes": _env_int("GATEWAY_MAX_BODY_BYTES", base.max_body_bytes),
             "parse_limit_max": _env_int("GATEWAY_PARSE_LIMIT_MAX", base.parse_limit_max),
             "log_level": env.get("GATEWAY_LOG_LEVEL", base.log_level),

@@ -74,8 +74,6 @@ async def resolve(conn: AsyncConnection, token: object, info: RequestInfo) -> Pr
         raise InvalidSession()
     session_id, user_id, _expires, username, own_patient, roles = found
     if roles is None:
-        roles = await hotpath.role_names(conn, user_id)
-    if roles is None:
         roles = await user_roles(conn, user_id)
     return Principal(
         kind=PrincipalKind.USER,

@@ -39,6 +39,7 @@ class BoundDatabase(Database):
         self.read_engine = outer.read_engine
         self.dialect = outer.dialect
         self.memo = outer.memo
+        self.sessions = outer.sessions
         self._inline = None
         self._raw = None
         self._conn = conn

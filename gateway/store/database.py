@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Result, Select, text
@@ -19,6 +19,7 @@ from gateway.native.query.regex import install_sqlite_functions
 from gateway.store import leanselect
 from gateway.store.engine import create_engine, create_inline_reader
 from gateway.store.rowmemo import RowMemo
+from gateway.store.sessionmemo import SessionMemo
 from gateway.store.statements import Built
 
 
@@ -33,11 +34,13 @@ class InlineConnection:
     (``driver()``); other statements check out a pooled SQLAlchemy connection lazily.
     """
 
-    def __init__(self, engine: Engine, driver: sqlite3.Connection, memo: RowMemo) -> None:
+    def __init__(self, engine: Engine, driver: sqlite3.Connection, memo: RowMemo, sessions: SessionMemo) -> None:
         self._engine = engine
         self._driver = driver
         self.memo = memo
         """Decoded rows of earlier reads (``gateway.store.rowmemo``), shared by every reader."""
+        self.sessions = sessions
+        """Sessions resolved by earlier reads (``gateway.store.sessionmemo``), shared by every reader."""
         self._conn: Connection | None = None
         self.dialect = engine.dialect
 
@@ -78,11 +81,32 @@ class InlineConnection:
             self._conn = None
 
 
+class _InlineRead:
+    """``Database.read()`` on SQLite: a plain async context manager rather than an
+    ``@asynccontextmanager`` generator, whose enter and exit cost several microseconds on a
+    request that opens two or three reads (who is asking, then what they asked for)."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: InlineConnection) -> None:
+        self._conn = conn
+
+    async def __aenter__(self) -> AsyncConnection:
+        return self._conn  # type: ignore[return-value]
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._conn.close()
+
+
 class Database:
-    def __init__(self, url: str, *, echo: bool = False, read_memo_rows: int = 4096) -> None:
-        """``read_memo_rows``: how many decoded rows the SQLite read path remembers (0: none)."""
+    def __init__(
+        self, url: str, *, echo: bool = False, read_memo_rows: int = 4096, session_memo_entries: int = 10_000
+    ) -> None:
+        """``read_memo_rows``: how many decoded rows the SQLite read path remembers (0: none);
+        ``session_memo_entries``: how many resolved sessions it remembers (0: none)."""
         self.url = url
         self.memo = RowMemo(read_memo_rows)
+        self.sessions = SessionMemo(session_memo_entries)
         self.engine: AsyncEngine = create_engine(url, echo=echo, immediate=True)
         self.read_engine: AsyncEngine = (
             create_engine(url, echo=echo, immediate=False) if url.startswith("sqlite") else self.engine
@@ -97,18 +121,11 @@ class Database:
         async with self.engine.begin() as conn:
             yield conn
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
+    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A read-only view; on SQLite an inline connection (see ``InlineConnection``)."""
         if self._inline is not None:
-            inline = InlineConnection(self._inline, self._driver(), self.memo)
-            try:
-                yield inline  # type: ignore[misc]
-            finally:
-                inline.close()
-            return
-        async with self.read_engine.connect() as conn:
-            yield conn
+            return _InlineRead(InlineConnection(self._inline, self._driver(), self.memo, self.sessions))
+        return self.read_engine.connect()
 
     async def ping(self) -> bool:
         try:

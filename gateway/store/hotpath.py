@@ -8,6 +8,7 @@ they are prebuilt Core statements whose compiled form SQLAlchemy caches.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from functools import cache
@@ -118,23 +119,48 @@ _ROLES_SQL = (
 )
 
 
+_EPOCH_SQL = 'SELECT "value" FROM "_AuthEpoch"'
+
+
 async def session_by_token(
     conn: AsyncConnection | InlineConnection, digest: str
 ) -> tuple[str, str, datetime, str, str | None, frozenset[str] | None] | None:
     """(session id, user id, expiresAt, username, own patient id, role names) for a token digest.
 
     On SQLite the role names come in the same statement while no role contains another
-    (the usual deployment: patient, provider, admin, care teams); otherwise, and on
-    PostgreSQL, they are ``None`` and the caller asks ``role_names``/``user_roles``."""
+    (the usual deployment: patient, provider, admin, care teams), else from ``_ROLES_SQL``,
+    and the answer is remembered while ``_AuthEpoch`` is unchanged (``gateway.store.sessionmemo``).
+    On PostgreSQL the role names are ``None`` and the caller asks ``user_roles``."""
     if isinstance(conn, InlineConnection):
-        rows = conn.driver().execute(_SESSION_SQL, (digest,)).fetchall()
+        driver = conn.driver()
+        sessions = conn.sessions
+        epoch: int | None = None
+        if sessions.capacity:
+            # Read before the session rows, so a remembered answer is never older than its epoch.
+            try:
+                counter = driver.execute(_EPOCH_SQL).fetchall()
+            except sqlite3.OperationalError:  # a store older than migration 0010: nothing is remembered
+                counter = []
+            epoch = counter[0][0] if counter else None
+            if epoch is not None:
+                hit = sessions.get(digest, epoch)
+                if hit is not None:
+                    return hit
+        rows = driver.execute(_SESSION_SQL, (digest,)).fetchall()
         found = rows[0] if rows else None
         if found is None:
             return None
         expires = _to_datetime(found[2])
         assert expires is not None
-        roles = None if found[6] else frozenset(msgspec.json.decode(found[5]))
-        return found[0], found[1], expires, found[3], found[4], roles
+        roles = (
+            frozenset(r[0] for r in driver.execute(_ROLES_SQL, (found[1],)).fetchall())
+            if found[6]
+            else frozenset(msgspec.json.decode(found[5]))
+        )
+        resolved = (found[0], found[1], expires, found[3], found[4], roles)
+        if epoch is not None:
+            sessions.put(digest, epoch, resolved)
+        return resolved
     row = (await conn.execute(_SESSION_CORE, {"digest": digest})).first()
     if row is None:
         return None

@@ -269,6 +269,15 @@ class AuditHead(Base):
     hash: Mapped[str] = mapped_column(String(64), nullable=False)
 
 
+class AuthEpoch(Base):
+    """One row counting changes to what a session token resolves to (session, user, roles, own
+    patient); SQLite triggers bump it (migration 0010) and ``gateway.store.sessionmemo`` reads it."""
+
+    __tablename__ = "_AuthEpoch"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
 class Version(Base):
     """Snapshot of a clinical object after each change (FHIR vread/history read these)."""
 
