@@ -2,21 +2,43 @@
 
 The ACL is flattened into ``_rperm``/``_wperm`` JSON arrays on every write; reading
 means "the array overlaps the caller's perms". PostgreSQL answers that with the JSONB
-``?|`` operator; SQLite with ``json_each``. Master-key callers get no filter.
+``?|`` operator; SQLite with a substring search per perm (``_stored_forms``) or, for callers
+with many roles, ``json_each``. Master-key callers get no filter.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, literal_column, select, true, type_coerce
+import msgspec
+from sqlalchemy import ColumnElement, and_, exists, literal_column, or_, select, true, type_coerce
 from sqlalchemy import func as sa_func
 from sqlalchemy.dialects.postgresql import JSONB, array
 
 from gateway.policy.acl import allows
 from gateway.policy.principal import Principal
 from gateway.store.classes import PATIENT_SCOPED, ClassSpec
+
+_INSTR_MAX_PERMS = 8
+"""Up to this many perms SQLite tests ``_rperm`` with a substring search per perm; beyond, ``json_each``."""
+
+
+def _stored_forms(key: str) -> list[str]:
+    """How ``key`` appears, quotes included, in a stored ``_rperm`` array: msgspec writes UTF-8 as is
+    (the store's JSON codec), the standard library escapes non-ASCII (rows written by other tools).
+
+    A quoted key found in the array text is exactly an element: validated ACL keys (``acl.validate_acl``:
+    ``*``, object ids, ``role:`` + letters, digits, ``_- ``) hold no quote, so every quote in the text
+    delimits an element, and the one after the key closes the element the key began. For a page of
+    20 rows this is 13-15 µs cheaper than ``json_each``, which parses every row's array."""
+    forms = [msgspec.json.encode(key).decode()]
+    escaped = json.dumps(key)
+    if escaped != forms[0]:
+        forms.append(escaped)
+    return forms
+
 
 _OVERLAP_CACHE: dict[tuple[str, str, str, frozenset[str]], ColumnElement[bool]] = {}
 _OVERLAP_CACHE_MAX = 4096
@@ -34,6 +56,8 @@ def perm_overlap(column: ColumnElement[object], perms: frozenset[str], dialect: 
     expr: ColumnElement[bool]
     if dialect == "postgresql":
         expr = type_coerce(column, JSONB).has_any(array(keys))
+    elif len(keys) <= _INSTR_MAX_PERMS:
+        expr = or_(*(sa_func.instr(column, form) > 0 for key in keys for form in _stored_forms(key)))
     else:
         each = sa_func.json_each(column).table_valued("value")
         expr = exists(select(literal_column("1")).select_from(each).where(each.c.value.in_(keys)))
