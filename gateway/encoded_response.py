@@ -19,8 +19,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from litestar import Request, Response
-from litestar.datastructures import Cookie
+from litestar.datastructures import Cookie, MutableScopeHeaders
+from litestar.exceptions import ImproperlyConfiguredException
 from litestar.response.base import ASGIResponse
+from litestar.utils.helpers import get_enum_string_value
 
 __all__ = ["EncodedResponse"]
 
@@ -52,12 +54,66 @@ class EncodedResponse(Response[bytes]):
         **_: Any,
     ) -> ASGIResponse:
         merged = {**headers, **self.headers} if headers else self.headers
-        return ASGIResponse(
-            background=background,
+        return ReadyASGIResponse(
             body=self.content,
-            cookies=cookies,
+            status_code=self.status_code or 200,
             headers=merged,
+            media_type=get_enum_string_value(self.media_type or "application/json"),
+            background=background,
+            cookies=cookies,
             is_head_response=is_head_response,
-            media_type=self.media_type,
-            status_code=self.status_code,
         )
+
+
+class ReadyASGIResponse(ASGIResponse):
+    """``ASGIResponse`` with its header list built in one pass.
+
+    The generic constructor adds each header through ``MutableScopeHeaders`` and then looks
+    content-type and content-length up by a linear, lower-casing search before adding them;
+    for the three to five headers of a FHIR read that was a tenth of the request's Python
+    time (cProfile). The result is the same object: the same raw header list behind
+    ``headers``, the same attributes, the same rules for bodiless responses."""
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        *,
+        body: bytes,
+        status_code: int,
+        headers: Mapping[str, str],
+        media_type: str,
+        background: Any = None,
+        cookies: Iterable[Cookie] | None = None,
+        is_head_response: bool = False,
+    ) -> None:
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        if status_code in _NO_BODY or status_code < 200 or is_head_response:
+            if body and body != b"null":
+                raise ImproperlyConfiguredException(
+                    "response content is not supported for HEAD responses and responses with a status code "
+                    "that does not allow content (304, 204, < 200)"
+                )
+            content_length = len(body)
+            body = b""
+        else:
+            content_length = len(body)
+            names = {name for name, _ in raw}
+            if b"content-type" not in names:
+                ctype = f"{media_type}; charset=utf-8" if media_type.startswith("text/") else media_type
+                raw.append((b"content-type", ctype.encode("latin-1")))
+            if b"content-length" not in names:
+                raw.append((b"content-length", str(content_length).encode("latin-1")))
+        self.headers = MutableScopeHeaders({"headers": raw})
+        self.background = background
+        self.body = body
+        self.content_length = content_length
+        self._encoded_cookies = tuple(
+            cookie.to_encoded_header() for cookie in (cookies or ()) if not cookie.documentation_only
+        )
+        self.encoding = "utf-8"
+        self.is_head_response = is_head_response
+        self.status_code = status_code
+
+
+_NO_BODY = frozenset({204, 304})
