@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
 
@@ -69,7 +70,21 @@ def etag(version: object) -> str:
 
 
 def version_headers(record: Record) -> dict[str, str]:
-    headers = {"ETag": etag(record.get("version"))}
-    if record.get("updatedAt") is not None:
-        headers["Last-Modified"] = format_datetime(record["updatedAt"], usegmt=True)
+    """ETag and Last-Modified; for a remembered row (``gateway.store.rowmemo``) formatted once, under
+    a key holding the very values they are made from (the HTTP date alone cost several µs a read)."""
+    version, updated = record.get("version"), record.get("updatedAt")
+    memo = getattr(record, "memo", None)
+    if memo is None:
+        return _version_headers(version, updated)
+    key = ("version_headers", version, updated)
+    found = memo.renders.get(key)
+    if found is None:
+        found = memo.renders[key] = _version_headers(version, updated)
+    return dict(found)
+
+
+def _version_headers(version: object, updated: datetime | None) -> dict[str, str]:
+    headers = {"ETag": etag(version)}
+    if updated is not None:
+        headers["Last-Modified"] = format_datetime(updated, usegmt=True)
     return headers

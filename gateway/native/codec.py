@@ -201,6 +201,72 @@ def _encode_columns(
     return out
 
 
+def encode_record_json(
+    spec: ClassSpec,
+    record: Mapping[str, Any],
+    *,
+    keys: frozenset[str] | None = None,
+    hidden: frozenset[str] = frozenset(),
+    expanded: type,
+    expand_json: Callable[[Any], bytes],
+) -> bytes:
+    """``encode_record`` as JSON bytes, for a page of results.
+
+    A record as read (``MemoRow``) keeps the JSON of its stored columns, pointers left out,
+    next to their rendering (one ``msgspec`` pass per plan and row version); a read then
+    appends its pointers, included objects as ``expand_json`` renders them, and closes the
+    object. A page of twenty results with their included providers was otherwise encoded
+    value by value on every request. Records of classes with pointer arrays or relations
+    (filled per request from join tables) take the dict path."""
+    plan = _plan(spec, keys, hidden)
+    if type(record) is not MemoRow or plan.pointer_lists or plan.relations:
+
+        def expand(value: Any) -> Any:
+            return msgspec.Raw(expand_json(value))
+
+        return msgspec.json.encode(
+            encode_record(spec, record, keys=keys, hidden=hidden, expanded=expanded, expand=expand)
+        )
+    entry = record.memo
+    head_key = (plan, _JSON_HEAD)
+    head: bytes | None = entry.renders.get(head_key)
+    if head is None:
+        columns = entry.renders.get(plan)
+        if columns is None:
+            columns = entry.renders[plan] = _encode_columns(plan, entry.public())
+        pointers = {name for name, _ in plan.pointers}
+        head = entry.renders[head_key] = msgspec.json.encode({k: v for k, v in columns.items() if k not in pointers})[
+            :-1
+        ]  # objectId is always there, so the object is never empty
+    parts = [head]
+    get = record.get
+    for name, target in plan.pointers:
+        value = get(name)
+        if value is None:
+            continue
+        parts.append(_member(name))
+        if type(value) is expanded:
+            parts.append(expand_json(value))
+        else:
+            parts.append(msgspec.json.encode({"__type": "Pointer", "className": target, "objectId": value}))
+    parts.append(b"}")
+    return b"".join(parts)
+
+
+_JSON_HEAD = object()
+"""Key part for a row's remembered column JSON (``encode_record_json``)."""
+
+_MEMBERS: dict[str, bytes] = {}
+
+
+def _member(name: str) -> bytes:
+    """``,"name":`` for a field name, built once."""
+    found = _MEMBERS.get(name)
+    if found is None:
+        found = _MEMBERS[name] = b"," + msgspec.json.encode(name) + b":"
+    return found
+
+
 def _encode_joins(
     plan: _EncodePlan,
     record: Mapping[str, Any],

@@ -11,7 +11,7 @@ from gateway.native import query
 from gateway.native.codec import decode_body, iso
 from gateway.native.context import NativeContext, NativeResponse
 from gateway.native.dispatch import route
-from gateway.native.encode import to_json
+from gateway.native.encode import page_json, to_json
 from gateway.native.request import NativeRequest, reject_nul
 from gateway.policy.clp import Op
 from gateway.policy.filters import filter_identity
@@ -118,12 +118,8 @@ async def find(ctx: NativeContext, principal: Principal, class_name: str, option
         include=include,
         query=_query_text(options) if ctx.records.reads.enabled else None,
     )
-    seen: dict[Any, Any] = {}
     body: dict[str, Any] = {
-        "results": [
-            to_json(spec, r, keys=keys, hidden=ctx.records.hidden_fields(spec, principal, r), seen=seen)
-            for r in result.records
-        ]
+        "results": page_json(spec, result.records, lambda r: ctx.records.hidden_fields(spec, principal, r), keys=keys)
     }
     if result.count is not None:
         body["count"] = result.count

@@ -46,6 +46,8 @@ async def _three_ways(
         got = await demo.client.get(path, headers=headers, params=params)
         assert got.status_code == want.status_code, (path, params, got.text)
         assert got.json() == want.json(), (path, params)
+        for header in ("etag", "last-modified", "content-type"):
+            assert got.headers.get(header) == want.headers.get(header), (path, header)
     return want.json()
 
 
@@ -117,6 +119,8 @@ async def test_a_write_shows_on_the_next_read_of_a_remembered_row(demo: Api) -> 
     assert fhir["meta"]["versionId"] == str(
         (await demo.get(f"/parse/classes/LabResult/{lab}", "alice")).json()["version"]
     )
+    reread = await demo.client.get(f"/fhir/Observation/{lab}", headers=_fhir(demo, "alice"))
+    assert reread.headers["etag"] == f'W/"{fhir["meta"]["versionId"]}"', "the ETag follows the write"
 
 
 async def test_a_narrowed_acl_takes_effect_although_the_row_was_remembered(demo: Api) -> None:
