@@ -88,16 +88,15 @@ class ReadyASGIResponse(ASGIResponse):
         is_head_response: bool = False,
     ) -> None:
         raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        content_length = len(body)
         if status_code in _NO_BODY or status_code < 200 or is_head_response:
             if body and body != b"null":
                 raise ImproperlyConfiguredException(
                     "response content is not supported for HEAD responses and responses with a status code "
                     "that does not allow content (304, 204, < 200)"
                 )
-            content_length = len(body)
             body = b""
         else:
-            content_length = len(body)
             names = {name for name, _ in raw}
             if b"content-type" not in names:
                 ctype = f"{media_type}; charset=utf-8" if media_type.startswith("text/") else media_type

@@ -73,13 +73,13 @@ def version_headers(record: Record) -> dict[str, str]:
     """ETag and Last-Modified; for a remembered row (``gateway.store.rowmemo``) formatted once, under
     a key holding the very values they are made from (the HTTP date alone cost several µs a read)."""
     version, updated = record.get("version"), record.get("updatedAt")
-    memo = getattr(record, "memo", None)
-    if memo is None:
+    if type(record) is not MemoRow:
         return _version_headers(version, updated)
+    renders = record.memo.renders
     key = ("version_headers", version, updated)
-    found = memo.renders.get(key)
+    found = renders.get(key)
     if found is None:
-        found = memo.renders[key] = _version_headers(version, updated)
+        found = renders[key] = _version_headers(version, updated)
     return dict(found)
 
 

@@ -22,7 +22,7 @@ from gateway.policy.rules import ENUM_FIELDS
 from gateway.records.ops import FieldOp, OpKind
 from gateway.store.classes import ClassSpec, FieldSpec, FieldType
 from gateway.store.ids import is_valid_object_id
-from gateway.store.rowmemo import MemoRow
+from gateway.store.rowmemo import MemoRow, RowEntry
 
 FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
 RESERVED_KEYS = frozenset({"__proto__", "constructor", "prototype", "__type", "__op"})
@@ -151,11 +151,7 @@ def encode_record(
     pointer arrays from join tables, relations) is rendered per request."""
     plan = _plan(spec, keys, hidden)
     if type(record) is MemoRow:
-        entry = record.memo
-        columns = entry.renders.get(plan)
-        if columns is None:
-            columns = entry.renders[plan] = _encode_columns(plan, entry.public())
-        out = columns.copy()
+        out = _remembered_columns(plan, record.memo).copy()
         if expand is not None:
             get = record.get
             for name, _ in plan.pointers:
@@ -167,6 +163,14 @@ def encode_record(
     if plan.pointer_lists or plan.relations:
         _encode_joins(plan, record, expanded, expand, out)
     return out
+
+
+def _remembered_columns(plan: _EncodePlan, entry: RowEntry) -> dict[str, Any]:
+    """A remembered row's stored columns rendered by ``plan``, once per plan and row version."""
+    columns: dict[str, Any] | None = entry.renders.get(plan)
+    if columns is None:
+        columns = entry.renders[plan] = _encode_columns(plan, entry.public())
+    return columns
 
 
 def _encode_columns(
@@ -231,13 +235,10 @@ def encode_record_json(
     head_key = (plan, _JSON_HEAD)
     head: bytes | None = entry.renders.get(head_key)
     if head is None:
-        columns = entry.renders.get(plan)
-        if columns is None:
-            columns = entry.renders[plan] = _encode_columns(plan, entry.public())
         pointers = {name for name, _ in plan.pointers}
-        head = entry.renders[head_key] = msgspec.json.encode({k: v for k, v in columns.items() if k not in pointers})[
-            :-1
-        ]  # objectId is always there, so the object is never empty
+        columns = {k: v for k, v in _remembered_columns(plan, entry).items() if k not in pointers}
+        # objectId is always there, so the object is never empty and drops only its closing brace
+        head = entry.renders[head_key] = msgspec.json.encode(columns)[:-1]
     parts = [head]
     get = record.get
     for name, target in plan.pointers:

@@ -54,6 +54,3 @@ class SessionMemo:
         entries.move_to_end(digest)
         if len(entries) > self.capacity:
             entries.popitem(last=False)
-
-    def clear(self) -> None:
-        self._entries.clear()
