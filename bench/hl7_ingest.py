@@ -4,7 +4,9 @@ One run, same machine, same load generator, two servers side by side:
   (a) baseline: an MLLP listener that frames, decodes, parses and maps each message and
       builds its ACK (the whole pure pipeline of ``Ingest``) but stores nothing;
   (b) ``portal-gateway serve`` on a fresh database: full ingest with a durable commit
-      (SQLite WAL + synchronous=FULL, or PostgreSQL synchronous_commit=on) before each ACK.
+      (SQLite WAL + synchronous=FULL, or PostgreSQL synchronous_commit=on) before each ACK,
+      as deployed: parsing in the serve process, storing in its writer process
+      (``GATEWAY_HL7_WRITER=process``, the default; set it to ``inline`` to measure one process).
 Each is driven over 1 connection and over 8, every sender waiting for its ACK before the next
 message (classic MLLP); ``--pipeline K`` keeps K messages in flight per connection instead.
 The servers are measured in alternating slices (``--rounds``), so a load change on a shared
@@ -23,7 +25,13 @@ a few hundred of these messages, recorded and replayed on the bare ``sqlite3`` d
 Python around them (prepared, ``executemany`` as the store issues them, ``synchronous=FULL``),
 committing after every message and after every 8. That is SQLite's own work for the rows a
 message writes (12 LabResults, their first versions, 13 AuditLog entries, the message log
-row, the lookups); b/a cannot exceed a / (a + that work) however lean the Python becomes.
+row, the lookups). One sender waits for each ACK, so its messages are parsed, stored and
+committed one after another: on 1 connection b/a cannot exceed a / (a + that work) however lean
+the Python becomes, writer process or not. With several connections the writer process stores
+one group while the serve process parses the next messages, so there the bound printed is that
+of ``GATEWAY_HL7_WRITER=inline``; the writer process's own bound is its work per message
+(SQLite's plus the store's Python) against the parse work, on a machine whose two cores also
+run the load generator.
 
 Usage: .venv/bin/python bench/hl7_ingest.py [--seconds 10] [--connections 1,8] [--pipeline 1]
                                             [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
@@ -440,7 +448,8 @@ def main() -> None:
         if backend == "sqlite":
             work = floor[1 if n == 1 else 8]
             ceiling = (1000 / a) / (1000 / a + work)
-            print(f"  {n} connection(s): b/a could reach at most {ceiling:.2f} with no Python around the store")
+            what = "" if n == 1 else " in one process (GATEWAY_HL7_WRITER=inline)"
+            print(f"  {n} connection(s): b/a could reach at most {ceiling:.2f}{what} with no Python around the store")
 
 
 if __name__ == "__main__":

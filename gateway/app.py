@@ -21,6 +21,7 @@ from gateway.hl7v2.admin import ROUTES as HL7_ADMIN_ROUTES
 from gateway.hl7v2.ingest import Ingest
 from gateway.hl7v2.mllp import MllpServer
 from gateway.hl7v2.routes import hl7v2_ingest
+from gateway.hl7v2.writer_process import WriterProcess
 from gateway.native.context import NativeContext
 from gateway.native.functions import FUNCTIONS
 from gateway.native.routes import build_router, http_error
@@ -56,10 +57,16 @@ def _not_found(request: Request[Any, Any, Any], exc: NotFoundException) -> Respo
 
 
 def create_app(
-    settings: Settings, *, db: Database | None = None, mllp: bool = False, checkpoints: bool = False
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    mllp: bool = False,
+    checkpoints: bool = False,
+    hl7_writer: WriterProcess | None = None,
 ) -> Litestar:
     """``mllp=True`` (what ``serve`` passes) also runs the MLLP listener when ``settings.mllp_port`` is not 0;
-    ``checkpoints=True`` (also from ``serve``) signs an audit checkpoint every ``audit_checkpoint_seconds``."""
+    ``checkpoints=True`` (also from ``serve``) signs an audit checkpoint every ``audit_checkpoint_seconds``;
+    ``hl7_writer`` (forked by ``serve``) stores HL7 v2 messages in a process of its own."""
     database = db or Database(
         settings.database_url,
         read_memo_rows=settings.read_memo_rows,
@@ -68,7 +75,7 @@ def create_app(
     passwords = Passwords(settings.password_hash_time_cost, settings.password_hash_memory_kib)
     records = Records(database, settings, passwords)
     native = NativeContext(settings=settings, db=database, records=records, passwords=passwords, functions=FUNCTIONS)
-    hl7 = Ingest(database)
+    hl7 = Ingest(database, writer=hl7_writer)
     listener = (
         MllpServer(
             hl7,
@@ -88,6 +95,8 @@ def create_app(
     from gateway.audit import checkpoints as audit_checkpoints
 
     async def start_mllp() -> None:
+        if hl7_writer is not None:
+            await hl7_writer.start()
         if listener is not None:
             await listener.start()
         if checkpoints and settings.audit_checkpoint_seconds > 0:
@@ -118,6 +127,8 @@ def create_app(
                 audit_checkpoints.log.exception("final audit checkpoint failed")
         if listener is not None:
             await listener.stop()
+        if hl7_writer is not None:
+            await hl7_writer.close()
         hl7.committer.dispose()
         records.reads.close()
         await database.dispose()

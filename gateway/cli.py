@@ -71,13 +71,27 @@ def serve(host: str | None, port: int | None, database_url: str | None, demo: bo
     upgrade(settings.database_url)
     if settings.demo:
         asyncio.run(_seed_if_empty(settings))
-    app = create_app(settings, mllp=True, checkpoints=True)
+    writer = _fork_hl7_writer(settings)
+    app = create_app(settings, mllp=True, checkpoints=True, hl7_writer=writer)
     from gateway.runtime import tune_gc
 
     tune_gc()
     uvicorn.run(
         app, host=settings.http_host, port=settings.http_port, log_level=settings.log_level.lower(), access_log=False
     )
+
+
+def _fork_hl7_writer(settings: Settings) -> Any:
+    """The HL7 writer process (``gateway.hl7v2.writer_process``), forked now: one thread, no loop yet."""
+    if not settings.hl7_writer_process:
+        return None
+    from gateway.hl7v2.writer_process import WriterProcess
+
+    try:
+        return WriterProcess.fork(settings.database_url)
+    except RuntimeError as exc:
+        click.echo(f"HL7 writer process not started ({exc}); HL7 messages are stored in-process", err=True)
+        return None
 
 
 async def _seed_if_empty(settings: Settings) -> None:

@@ -20,6 +20,13 @@ class SettingsError(ValueError):
     """Raised at start-up when the configuration is unsafe or malformed."""
 
 
+def _env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = (os.environ.get(name) or default).strip().lower()
+    if raw not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -50,6 +57,9 @@ class Settings:
     """Addresses or CIDR networks that may open MLLP connections; empty allows any."""
     mllp_max_connections: int = 256
     """Concurrent MLLP connections; further ones are closed at once (and logged)."""
+    hl7_writer_process: bool = True
+    """``serve`` stores HL7 v2 messages in a writer process of its own, so parsing and storing use
+    two cores (``gateway.hl7v2.writer_process``); off, they share the serve process."""
     base_url: str = "http://127.0.0.1:8000"
     """Public URL used in Location headers, FHIR links and SMART metadata."""
     app_id: str = "portal-gateway"
@@ -120,6 +130,7 @@ class Settings:
                 p.strip() for p in env.get("GATEWAY_MLLP_ALLOWED_SOURCES", "").split(",") if p.strip()
             ),
             "mllp_max_connections": _env_int("GATEWAY_MLLP_MAX_CONNECTIONS", base.mllp_max_connections),
+            "hl7_writer_process": _env_choice("GATEWAY_HL7_WRITER", ("process", "inline"), "process") == "process",
             "base_url": env.get("GATEWAY_BASE_URL", ""),
             "app_id": env.get("GATEWAY_APP_ID", base.app_id),
             "master_key": env.get("GATEWAY_MASTER_KEY", ""),

@@ -61,6 +61,8 @@ _PROVIDER_BY_ID = select(_PROVIDER.table.c.objectId).where(_PROVIDER.table.c.obj
 _RESULTS = select(_RESULT.table).where(_RESULT.pk.in_(bindparam("ids", expanding=True)))
 _RESULTS_LOCKED = _RESULTS.with_for_update()
 _INSERT_RESULTS = insert(_RESULT.table)
+_RESULT_COLUMNS = frozenset(_RESULT.table.c.keys())
+"""A set, not ``table.c``: its membership test is a Python method call per key, twenty keys a result."""
 _INSERT_VERSIONS = insert(_VERSIONS)
 
 _LIMITS = {
@@ -410,7 +412,7 @@ def _new_result(
         version=1,
     )
     values.update(links.acl_columns("LabResult", values, link))
-    row = {k: v for k, v in values.items() if k in _RESULT.table.c}
+    row = {k: v for k, v in values.items() if k in _RESULT_COLUMNS}
     effects.created.append(oid)
     if published:
         _publish(effects, principal, oid, row, link, message_id)

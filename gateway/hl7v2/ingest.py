@@ -41,6 +41,7 @@ from gateway.faults import FaultPoint
 from gateway.hl7v2 import messagelog
 from gateway.hl7v2.apply import Effects, Unappliable, apply_patient, apply_results
 from gateway.hl7v2.committer import GroupCommitter, Job, RetryableFailure
+from gateway.hl7v2.writer_process import WriterLost, WriterProcess
 from gateway.policy.principal import RequestInfo, system
 from gateway.store.database import Database
 from gateway.store.ids import new_object_id
@@ -64,7 +65,7 @@ from mappings.hl7v2 import (
 )
 from mappings.hl7v2.header import check_supported
 
-__all__ = ["Delivery", "Ingest", "Reply"]
+__all__ = ["ApplyWork", "Delivery", "FinishWork", "Ingest", "RecordWork", "Reply", "Work"]
 
 log = logging.getLogger("gateway.hl7v2")
 
@@ -97,6 +98,40 @@ class _Inbound:
     codec: str
     header: MessageHeader
     digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyWork:
+    """Store a mapped message's effects, audit entries and log row (AA, or AE if a store rule refuses)."""
+
+    inbound: _Inbound
+    delivery: Delivery
+    mapped: Any
+    warnings: list[Hl7Error]
+
+
+@dataclass(frozen=True, slots=True)
+class FinishWork:
+    """Log a message that applies nothing (AE/AR); with ``owns``, a repeat answers as before."""
+
+    inbound: _Inbound
+    delivery: Delivery
+    code: AckCode
+    reasons: list[Hl7Error]
+    owns: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecordWork:
+    """Log a message that could not be read, with the reply already built."""
+
+    entry: messagelog.LogEntry
+    reply: Reply
+
+
+Work = ApplyWork | FinishWork | RecordWork
+"""What one message asks of the store: plain data, so it can be handed to the writer process
+(``gateway.hl7v2.writer_process``) as well as turned into a job here (``Ingest.job``)."""
 
 
 _BLANK = MessageHeader("", "", "", "", None, "", "", "", "", "P", "2.5.1")
@@ -136,11 +171,29 @@ class Ingest:
         *,
         clock: Callable[[], datetime] = _now,
         committer: GroupCommitter | None = None,
+        writer: WriterProcess | None = None,
     ) -> None:
         self.db = db
         self.options = options or ParseOptions()
         self.clock = clock
         self.committer = committer or GroupCommitter(db, attempts=_ATTEMPTS)
+        self.writer = writer
+        """Where the writes go when it is running (``serve`` forks a writer process); else ``committer``."""
+
+    def store(self, work: Work) -> asyncio.Future[Reply]:
+        """Queue ``work`` (call order is commit order); resolves after the commit that holds it."""
+        writer = self.writer
+        if writer is not None and writer.running:
+            return writer.submit(work)
+        return self.committer.submit(self.job(work))
+
+    def job(self, work: Work) -> Job:
+        """The write job for ``work``, for a committer in this process."""
+        if isinstance(work, ApplyWork):
+            return self._apply(work.inbound, work.delivery, work.mapped, work.warnings)
+        if isinstance(work, FinishWork):
+            return self._finish(work.inbound, work.delivery, work.code, work.reasons, owns=work.owns)
+        return _record(work.entry, work.reply)
 
     def submit(self, raw: bytes, delivery: Delivery) -> asyncio.Future[list[Reply]]:
         """Parse now and queue the writes now (so callers' order is commit order); the replies
@@ -165,8 +218,8 @@ class Ingest:
     def submit_oversize(self, head: bytes, size: int, limit: int, delivery: Delivery) -> asyncio.Future[list[Reply]]:
         """AR for a frame over the size limit; a dead letter records its size and first bytes."""
         err = Hl7Error(ErrorCode.VALUE_TOO_LONG, None, None, None, f"message of {size} bytes exceeds {limit} bytes")
-        job, reply = self._reject_unreadable(head, err, delivery, size=size)
-        return asyncio.ensure_future(_all([self._settle(self.committer.submit(job), head, reply)]))
+        work, reply = self._reject_unreadable(head, err, delivery, size=size)
+        return asyncio.ensure_future(_all([self._settle(self.store(work), head, reply)]))
 
     async def reject_oversize(self, head: bytes, size: int, limit: int, delivery: Delivery) -> Reply:
         [reply] = await self.submit_oversize(head, size, limit, delivery)
@@ -193,11 +246,11 @@ class Ingest:
 
     def _submit_one(self, raw: bytes, delivery: Delivery) -> Awaitable[Reply]:
         try:
-            job, known = self._prepare(raw, delivery)
+            work, known = self._prepare(raw, delivery)
         except Exception:
             log.exception("hl7v2: unexpected failure reading a %d-byte message", len(raw))
             return _done(self._internal_error(raw))
-        return self._settle(self.committer.submit(job), raw, known, delivery)
+        return self._settle(self.store(work), raw, known, delivery)
 
     async def _settle(
         self, future: Awaitable[Reply], raw: bytes, known: Reply | None, delivery: Delivery | None = None
@@ -207,6 +260,12 @@ class Ingest:
         dead letter in a transaction of its own when the store allows, and answered AE (no AA)."""
         try:
             return await future
+        except WriterLost:
+            # The writer process died with this message in hand: whether its transaction committed
+            # is unknown, so nothing is logged here. AE makes the sender resend; a resend of a
+            # committed message gets its original ACK (control-id dedupe), any other is applied.
+            log.error("hl7v2: the writer process was lost with a %d-byte message in flight", len(raw))
+            return known or self._internal_error(raw)
         except RetryableFailure:
             log.info("hl7v2: gave up after %d conflicting attempts", _ATTEMPTS)
             reason = Hl7Error(ErrorCode.APPLICATION_RECORD_LOCKED, None, None, None, "records busy; retry later")
@@ -217,7 +276,7 @@ class Ingest:
             return known or self._internal_error(raw, reason)
         try:
             inbound = self._inbound(raw)
-            logged: Reply = await self.committer.run(self._finish(inbound, delivery, AckCode.AE, [reason], owns=False))
+            logged: Reply = await self.store(FinishWork(inbound, delivery, AckCode.AE, [reason], owns=False))
             return logged
         except Exception:
             log.warning("hl7v2: could not log the failed %d-byte message as a dead letter", len(raw))
@@ -243,8 +302,8 @@ class Ingest:
         header = read_header(msg, self.options.default_tz)
         return _Inbound(raw, decoded.codec, header, messagelog.content_digest(normalize(decoded.text)))
 
-    def _prepare(self, raw: bytes, delivery: Delivery) -> tuple[Job, Reply | None]:
-        """Decode, parse and map (CPU only); returns the message's write job (and its reply when
+    def _prepare(self, raw: bytes, delivery: Delivery) -> tuple[Work, Reply | None]:
+        """Decode, parse and map (CPU only); returns the message's writes (and its reply when
         that is already known, i.e. for a message that cannot be read)."""
         try:
             decoded = decode(raw)
@@ -264,19 +323,21 @@ class Ingest:
             kind = check_supported(header)
             mapped = parse_oru(msg, self.options) if kind is MessageKind.ORU_R01 else parse_adt(msg, self.options)
         except Hl7Error as err:
-            return self._finish(inbound, delivery, AckCode.AR, [err], owns=False), None
+            return FinishWork(inbound, delivery, AckCode.AR, [err], owns=False), None
         except Exception as exc:  # a mapping bug must still answer
             log.exception("hl7v2: mapping failed for control id %r", header.control_id)
             bug = Hl7Error(ErrorCode.SEGMENT_SEQUENCE_ERROR, None, None, None, f"unmappable ({type(exc).__name__})")
-            return self._finish(inbound, delivery, AckCode.AR, [bug], owns=False), None
+            return FinishWork(inbound, delivery, AckCode.AR, [bug], owns=False), None
         errors = [i for i in mapped.issues if i.severity is Severity.ERROR]
         warnings = [i for i in mapped.issues if i.severity is not Severity.ERROR]
         if errors:
-            return self._finish(inbound, delivery, AckCode.AE, errors + warnings, owns=True), None
+            return FinishWork(inbound, delivery, AckCode.AE, errors + warnings, owns=True), None
         faults.reached(FaultPoint.PARSED)
-        return self._apply(inbound, delivery, mapped, warnings), None
+        return ApplyWork(inbound, delivery, mapped, warnings), None
 
-    def _reject_unreadable(self, raw: bytes, err: Hl7Error, delivery: Delivery, *, size: int = 0) -> tuple[Job, Reply]:
+    def _reject_unreadable(
+        self, raw: bytes, err: Hl7Error, delivery: Delivery, *, size: int = 0
+    ) -> tuple[RecordWork, Reply]:
         message_id = new_object_id()
         ack = _unparseable_ack(raw, err, message_id, self.clock())
         entry = messagelog.LogEntry(
@@ -296,12 +357,7 @@ class Ingest:
             size=size,
         )
         reply = Reply(AckCode.AR, ack.encode("utf-8", "replace"), message_id)
-
-        async def job(conn: AsyncConnection) -> Reply:
-            await messagelog.record(conn, entry)
-            return reply
-
-        return job, reply
+        return RecordWork(entry, reply), reply
 
     def _entry(
         self, inbound: _Inbound, delivery: Delivery, code: AckCode, reasons: list[Hl7Error], *, owns: bool
@@ -414,6 +470,14 @@ class Ingest:
                 message_id=message_id,
                 effects=effects,
             )
+
+
+def _record(entry: messagelog.LogEntry, reply: Reply) -> Job:
+    async def job(conn: AsyncConnection) -> Reply:
+        await messagelog.record(conn, entry)
+        return reply
+
+    return job
 
 
 async def _all(waits: list[Awaitable[Reply]]) -> list[Reply]:

@@ -30,10 +30,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Dialect, Insert, Select, Table, Update, insert
+import msgspec
+from sqlalchemy import JSON, ColumnElement, Dialect, Insert, Select, Table, Update, insert
 from sqlalchemy.sql.base import Executable
 
 from gateway.store import leanselect
+from gateway.store.engine import JSON_CODECS
+from gateway.store.types import UTCDateTime, sqlite_utc_text
 
 __all__ = ["LeanResult", "prepare", "run"]
 
@@ -101,6 +104,26 @@ class LeanResult:
         return self._rows[0][0]
 
 
+def _json_text(value: Any) -> str:
+    if value is JSON.NULL:
+        return "null"
+    return msgspec.json.encode(value).decode()
+
+
+def bind_processor(column: ColumnElement[Any], dialect: Dialect, general: Processor | None) -> Processor | None:
+    """``general`` (the column type's own bind processor), or on SQLite a one-call equivalent for
+    the two types an HL7 message binds most (UTC datetimes and JSON). The equivalence, value for
+    value, is a unit test (tests/unit/test_leanwrite_binds.py)."""
+    if dialect.name != "sqlite" or general is None:
+        return general
+    col_type = column.type
+    if isinstance(col_type, UTCDateTime):
+        return sqlite_utc_text
+    if isinstance(col_type, JSON) and getattr(dialect, "_json_serializer", None) is JSON_CODECS["json_serializer"]:
+        return _json_text
+    return general
+
+
 @dataclass(frozen=True, slots=True)
 class _InsertPlan:
     sql: str
@@ -136,7 +159,9 @@ def _insert_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _Inse
     compiled: Any = insert(table).compile(dialect=dialect, column_keys=list(keys), for_executemany=True)
     if compiled.positiontup is None:
         return None
-    processors: Mapping[str, Processor] = compiled._bind_processors
+    processors: Mapping[str, Processor | None] = {
+        name: bind_processor(table.c[name], dialect, proc) for name, proc in compiled._bind_processors.items()
+    }
     defaults = {c.key: c.default.arg for c in compiled.insert_prefetch if getattr(c.default, "is_scalar", False)}
     if len(defaults) != len(compiled.insert_prefetch) or compiled.postfetch or compiled.returning:
         return None

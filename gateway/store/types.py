@@ -28,6 +28,15 @@ def parse_sqlite_utc(value: Any) -> datetime | None:
         return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
+def sqlite_utc_text(value: datetime) -> str:
+    """What ``UTCDateTime`` stores on SQLite for ``value``, in one step: its bind processor
+    chains this type's conversion to naive UTC and the dialect's formatting, two Python calls
+    per value, and a 12-result HL7 message binds about ninety datetimes."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores aware datetimes as UTC; SQLite keeps no zone, so naive values read back as UTC."""
 
