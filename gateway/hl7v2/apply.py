@@ -43,6 +43,7 @@ from gateway.store.classes import CLASSES
 from gateway.store.ids import derived_object_id
 from gateway.store.models import CareTeam, Version, table_of
 from gateway.store.objects import Record, get_record, insert_record, now, update_record
+from gateway.store.types import UTCDateTime
 from mappings.hl7v2 import ErrorCode, Hl7Error, PatientDraft, ProviderDraft, ResultDraft, to_json
 
 __all__ = ["Effects", "Unappliable", "apply_patient", "apply_results"]
@@ -62,6 +63,8 @@ _RESULTS = select(_RESULT.table).where(_RESULT.pk.in_(bindparam("ids", expanding
 _RESULTS_LOCKED = _RESULTS.with_for_update()
 _INSERT_RESULTS = insert(_RESULT.table)
 _RESULT_COLUMNS = frozenset(_RESULT.table.c.keys())
+_PRIVATE_COLUMNS = frozenset(k for k in _RESULT_COLUMNS if k.startswith("_"))
+_DATE_COLUMNS = tuple(c.key for c in _RESULT.table.c if isinstance(c.type, UTCDateTime))
 """A set, not ``table.c``: its membership test is a Python method call per key, twenty keys a result."""
 _INSERT_VERSIONS = insert(_VERSIONS)
 
@@ -420,12 +423,14 @@ def _new_result(
 
 
 def _version_data(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``_Version.data`` snapshot, as ``objects.write_version`` writes it (public fields, ISO dates)."""
-    return {
-        k: (v.astimezone(UTC).isoformat() if isinstance(v, datetime) else v)
-        for k, v in row.items()
-        if not k.startswith("_")
-    }
+    """The ``_Version.data`` snapshot, as ``objects.write_version`` writes it (public fields, ISO dates).
+    Only the date columns can hold a datetime, so only they are looked at."""
+    data = {k: v for k, v in row.items() if k not in _PRIVATE_COLUMNS}
+    for k in _DATE_COLUMNS:
+        v = data.get(k)
+        if isinstance(v, datetime):
+            data[k] = v.astimezone(UTC).isoformat()
+    return data
 
 
 async def _insert_fresh(conn: AsyncConnection, fresh: dict[str, dict[str, Any]], actor: str | None) -> None:

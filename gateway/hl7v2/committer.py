@@ -145,10 +145,14 @@ class _SyncConnection:
 class GroupCommitter:
     """Runs submitted jobs in shared write transactions; see the module docstring."""
 
-    def __init__(self, db: Database, *, max_group: int = 64, attempts: int = 3) -> None:
+    def __init__(self, db: Database, *, max_group: int = 64, attempts: int = 3, wait_inline: bool = False) -> None:
         self.db = db
         self.max_group = max_group
         self.attempts = attempts
+        self.wait_inline = wait_inline
+        """BEGIN and COMMIT block the loop instead of going to a worker thread: right for a process
+        that does nothing else (``writer_process``), where the hand-off is pure cost and frames that
+        arrive meanwhile simply join the next group."""
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self._sync: Engine | None = create_sync_writer(db.url) if db.dialect == "sqlite" else None
@@ -239,7 +243,7 @@ class GroupCommitter:
         live = list(group)
         while live:
             try:
-                sync_conn = await self._begin_off_loop()
+                sync_conn = self._begin() if self.wait_inline else await self._begin_off_loop()
             except Exception as exc:  # database locked or gone: none of the group is durable
                 for entry in live:
                     _resolve(entry.future, None, exc)
@@ -264,7 +268,10 @@ class GroupCommitter:
                     _resolve(failed.entry.future, None, failed.error)
                 continue
             try:
-                await asyncio.to_thread(self._commit_and_close, sync_conn)
+                if self.wait_inline:
+                    self._commit_and_close(sync_conn)
+                else:
+                    await asyncio.to_thread(self._commit_and_close, sync_conn)
             except Exception as exc:  # COMMIT failed: nothing of the group is durable
                 for entry in live:
                     _resolve(entry.future, None, exc)

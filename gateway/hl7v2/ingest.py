@@ -69,7 +69,7 @@ __all__ = ["ApplyWork", "Delivery", "FinishWork", "Ingest", "RecordWork", "Reply
 
 log = logging.getLogger("gateway.hl7v2")
 
-_ATTEMPTS = 3
+ATTEMPTS = 3
 """Concurrent writers on the same rows (PostgreSQL) retry the whole message this many times."""
 
 
@@ -176,7 +176,7 @@ class Ingest:
         self.db = db
         self.options = options or ParseOptions()
         self.clock = clock
-        self.committer = committer or GroupCommitter(db, attempts=_ATTEMPTS)
+        self.committer = committer or GroupCommitter(db, attempts=ATTEMPTS)
         self.writer = writer
         """Where the writes go when it is running (``serve`` forks a writer process); else ``committer``."""
 
@@ -267,7 +267,7 @@ class Ingest:
             log.error("hl7v2: the writer process was lost with a %d-byte message in flight", len(raw))
             return known or self._internal_error(raw)
         except RetryableFailure:
-            log.info("hl7v2: gave up after %d conflicting attempts", _ATTEMPTS)
+            log.info("hl7v2: gave up after %d conflicting attempts", ATTEMPTS)
             reason = Hl7Error(ErrorCode.APPLICATION_RECORD_LOCKED, None, None, None, "records busy; retry later")
         except Exception:
             log.exception("hl7v2: unexpected failure storing a %d-byte message", len(raw))

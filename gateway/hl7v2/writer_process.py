@@ -252,6 +252,8 @@ def _let_threads_end(seconds: float) -> None:
     for thread in threading.enumerate():
         if thread is not threading.main_thread():
             thread.join(max(0.0, deadline - time.monotonic()))
+
+
 _reaped: dict[int, int | None] = {}
 
 
@@ -285,12 +287,12 @@ def _die_with(parent_pid: int) -> None:
 
 async def _serve(sock: socket.socket, database_url: str) -> None:
     """The writer: run each received work through a group committer; answer after its commit."""
-    from gateway.hl7v2.committer import RetryableFailure
-    from gateway.hl7v2.ingest import Ingest
+    from gateway.hl7v2.committer import GroupCommitter, RetryableFailure
+    from gateway.hl7v2.ingest import ATTEMPTS, Ingest
     from gateway.store.database import Database
 
     db = Database(database_url)
-    ingest = Ingest(db)
+    ingest = Ingest(db, committer=GroupCommitter(db, attempts=ATTEMPTS, wait_inline=True))
     loop = asyncio.get_running_loop()
     ended = loop.create_future()
     in_flight: set[asyncio.Future[Any]] = set()

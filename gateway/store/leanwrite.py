@@ -26,8 +26,9 @@ caller runs it through SQLAlchemy: the fast path is an optimisation, never a sec
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -126,9 +127,31 @@ def bind_processor(column: ColumnElement[Any], dialect: Dialect, general: Proces
 
 @dataclass(frozen=True, slots=True)
 class _InsertPlan:
+    """How a row (a dict) becomes the driver's positional values, without a Python step per value:
+    ``getter`` takes the rows' values in ``?`` order in one C call, ``converted`` names the few
+    positions whose column has a bind processor, and ``defaults`` the scalar defaults of columns
+    the rows omit, inserted at their positions."""
+
     sql: str
-    slots: tuple[tuple[str, Any, Processor | None], ...]
-    """Per ``?``: the row key (or ``""`` for a default), the default's value, the bind processor."""
+    getter: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    converted: tuple[tuple[int, Processor], ...]
+    defaults: tuple[tuple[int, Any], ...]
+
+    def bind(self, rows: Sequence[Mapping[str, Any]]) -> list[Sequence[Any]]:
+        getter, converted, defaults = self.getter, self.converted, self.defaults
+        if not converted and not defaults:
+            return [getter(row) for row in rows]
+        bound: list[Sequence[Any]] = []
+        for row in rows:
+            values = list(getter(row))
+            for i, proc in converted:
+                value = values[i]
+                if value is not None:
+                    values[i] = proc(value)
+            for position, constant in defaults:
+                values.insert(position, constant)
+            bound.append(values)
+        return bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,17 +188,28 @@ def _insert_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _Inse
     defaults = {c.key: c.default.arg for c in compiled.insert_prefetch if getattr(c.default, "is_scalar", False)}
     if len(defaults) != len(compiled.insert_prefetch) or compiled.postfetch or compiled.returning:
         return None
-    slots = []
-    for name in compiled.positiontup:
+    taken: list[str] = []
+    converted: list[tuple[int, Processor]] = []
+    constants: list[tuple[int, Any]] = []
+    for position, name in enumerate(compiled.positiontup):
+        proc = processors.get(name)
         if name in keys:
-            slots.append((name, None, processors.get(name)))
+            if proc is not None:
+                converted.append((len(taken), proc))
+            taken.append(name)
         elif name in defaults:
             value = defaults[name]
-            proc = processors.get(name)
-            slots.append(("", proc(value) if proc is not None and value is not None else value, None))
+            constants.append((position, proc(value) if proc is not None and value is not None else value))
         else:
             return None
-    return _InsertPlan(compiled.string, tuple(slots))
+    if not taken:
+        return None
+    getter = itemgetter(*taken) if len(taken) > 1 else _one_value(taken[0])
+    return _InsertPlan(compiled.string, getter, tuple(converted), tuple(constants))
+
+
+def _one_value(key: str) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    return lambda row: (row[key],)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +218,7 @@ class _Prepared:
     INSERT of several rows), and how to decode what a SELECT returns."""
 
     sql: str
-    many: list[tuple[Any, ...]] | None
+    many: list[Sequence[Any]] | None
     one: list[Any]
     plan: _KeyedPlan | None
 
@@ -212,15 +246,7 @@ def _prepare_insert(stmt: Insert, rows: Sequence[Mapping[str, Any]], dialect: Di
     )
     if plan is None:
         return None
-    slots = plan.slots
-    params = [
-        tuple(
-            (value if (value := row[key]) is None or proc is None else proc(value)) if key else constant
-            for key, constant, proc in slots
-        )
-        for row in rows
-    ]
-    return _Prepared(plan.sql, params, [], None)
+    return _Prepared(plan.sql, plan.bind(rows), [], None)
 
 
 def _keyed_plan(stmt: Any, cache_key: Any, dialect: Dialect) -> _KeyedPlan:
