@@ -10,12 +10,15 @@ import json
 import secrets
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gateway.settings import Settings, SettingsError
 from gateway.smart.cli import clients, keys
+
+if TYPE_CHECKING:
+    from gateway.hl7v2.writer_process import WriterProcess
 
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 
@@ -81,7 +84,7 @@ def serve(host: str | None, port: int | None, database_url: str | None, demo: bo
     )
 
 
-def _fork_hl7_writer(settings: Settings) -> Any:
+def _fork_hl7_writer(settings: Settings) -> WriterProcess | None:
     """The HL7 writer process (``gateway.hl7v2.writer_process``), forked now: one thread, no loop yet."""
     if not settings.hl7_writer_process:
         return None

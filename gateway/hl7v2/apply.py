@@ -63,9 +63,9 @@ _RESULTS = select(_RESULT.table).where(_RESULT.pk.in_(bindparam("ids", expanding
 _RESULTS_LOCKED = _RESULTS.with_for_update()
 _INSERT_RESULTS = insert(_RESULT.table)
 _RESULT_COLUMNS = frozenset(_RESULT.table.c.keys())
+"""A set, not ``table.c``: its membership test is a Python method call per key, twenty keys a result."""
 _PRIVATE_COLUMNS = frozenset(k for k in _RESULT_COLUMNS if k.startswith("_"))
 _DATE_COLUMNS = tuple(c.key for c in _RESULT.table.c if isinstance(c.type, UTCDateTime))
-"""A set, not ``table.c``: its membership test is a Python method call per key, twenty keys a result."""
 _INSERT_VERSIONS = insert(_VERSIONS)
 
 _LIMITS = {

@@ -48,6 +48,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from enum import IntEnum
 from typing import TYPE_CHECKING, Any, cast
 
 from gateway import faults
@@ -72,7 +73,9 @@ class WriterFailure(Exception):
     """A job failed in the writer process (the message was not applied); carries its description."""
 
 
-class _Outcome:
+class _Outcome(IntEnum):
+    """How a job ended in the writer, as sent back with its sequence number."""
+
     REPLY = 0
     CONFLICT = 1
     FAILED = 2

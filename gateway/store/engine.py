@@ -106,15 +106,6 @@ def create_inline_reader(url: str, *, echo: bool = False) -> Engine:
     @event.listens_for(engine, "connect")
     def _no_implicit_begin(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
-        # A SAVEPOINT (one per HL7 message in a group) keeps each page's prior content in a
-        # statement journal, by default a temporary file: strace of the HL7 writer showed a file
-        # created and unlinked per group and about 280 pwrite64 calls per message. In memory it is
-        # a copy. It holds at most the pages one group changes, and nothing in it is needed after
-        # a crash (the WAL, not the statement journal, is what makes a commit durable).
-        dbapi_conn.execute("PRAGMA temp_store=MEMORY")
-        # The writer revisits the index pages of the tables it appends to on every group; with the
-        # default 2000-page cache a growing store sent it back to the file (about 57 pread64 a message).
-        dbapi_conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
 
     event.listen(engine, "begin", _sqlite_on_begin_deferred)
     return engine
@@ -122,6 +113,18 @@ def create_inline_reader(url: str, *, echo: bool = False) -> Engine:
 
 WRITER_CACHE_KIB = 64 * 1024
 """Page cache of a synchronous writer connection (one per writer engine)."""
+
+
+def _writer_pragmas(dbapi_conn: Any) -> None:
+    # A SAVEPOINT (one per HL7 message in a group) keeps each page's prior content in a
+    # statement journal, by default a temporary file: strace of the HL7 writer showed a file
+    # created and unlinked per group and about 280 pwrite64 calls per message. In memory it is
+    # a copy. It holds at most the pages one group changes, and nothing in it is needed after
+    # a crash (the WAL, not the statement journal, is what makes a commit durable).
+    dbapi_conn.execute("PRAGMA temp_store=MEMORY")
+    # The writer revisits the index pages of the tables it appends to on every group; with the
+    # default 2000-page cache a growing store sent it back to the file (about 57 pread64 a message).
+    dbapi_conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
 
 
 def create_sync_writer(url: str, *, echo: bool = False) -> Engine:
@@ -149,15 +152,7 @@ def create_sync_writer(url: str, *, echo: bool = False) -> Engine:
     @event.listens_for(engine, "connect")
     def _no_implicit_begin(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
-        # A SAVEPOINT (one per HL7 message in a group) keeps each page's prior content in a
-        # statement journal, by default a temporary file: strace of the HL7 writer showed a file
-        # created and unlinked per group and about 280 pwrite64 calls per message. In memory it is
-        # a copy. It holds at most the pages one group changes, and nothing in it is needed after
-        # a crash (the WAL, not the statement journal, is what makes a commit durable).
-        dbapi_conn.execute("PRAGMA temp_store=MEMORY")
-        # The writer revisits the index pages of the tables it appends to on every group; with the
-        # default 2000-page cache a growing store sent it back to the file (about 57 pread64 a message).
-        dbapi_conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+        _writer_pragmas(dbapi_conn)
 
     event.listen(engine, "begin", _sqlite_on_begin)
     return engine
