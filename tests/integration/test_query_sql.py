@@ -394,3 +394,17 @@ async def test_regex_is_linear_time(engine: AsyncEngine, options: str) -> None:
     assert time.perf_counter() - started < 1.0
     assert got == {"lab2"}
     assert query.matches(node, {"resultValue": subject}) is False
+
+
+@pytest.mark.parametrize("pattern", [r"\w", r"^\w+$", r"[\w]", r"\W", r"^\D*$", r"\s", r"^[^\s]+$", r"\d"])
+async def test_shorthand_classes_are_ascii_on_every_backend(engine: AsyncEngine, pattern: str) -> None:
+    """RE2 and Mongo's PCRE read ``\\w \\d \\s`` as ASCII; PostgreSQL's follow the locale (``\\w``
+    matched ``É`` in a UTF-8 database) unless spelled out (``regex._ASCII_CLASSES``)."""
+    data = await _prepared(engine)
+    assert any(not str(r.get("testName") or "").isascii() for r in data["LabResult"])  # the case that differed
+    ctx = query.CompileContext(dialect=engine.dialect.name, subquery_filter=acl)
+    node = query.parse_where(LAB, {"testName": {"$regex": pattern}}, LIMITS)
+    async with engine.connect() as conn:
+        got = {r[0] for r in await conn.execute(select(LAB.pk).where(query.compile_where(node, LAB, ctx)))}
+    expected = {r["objectId"] for r in data["LabResult"] if query.matches(node, r, resolver(data))}
+    assert got == expected, pattern

@@ -117,6 +117,22 @@ def _repeat_end(pattern: str, start: int) -> int:
     return end + 1
 
 
+_ASCII_CLASSES: dict[str, tuple[str, str | None]] = {
+    "d": ("[0-9]", "0-9"),
+    "w": ("[0-9A-Za-z_]", "0-9A-Za-z_"),
+    "s": ("[\\t\\n\\f\\r ]", "\\t\\n\\f\\r "),
+    "D": ("[^0-9]", None),
+    "W": ("[^0-9A-Za-z_]", None),
+    "S": ("[^\\t\\n\\f\\r ]", None),
+}
+"""The shorthands spelled out for PostgreSQL, (outside a bracket expression, inside one).
+
+RE2 (SQLite's ``REGEXP`` and the evaluator) and Mongo's PCRE read ``\\d \\w \\s`` as ASCII;
+PostgreSQL's follow the database's locale, so in a UTF-8 database ``\\w`` matched ``É``
+and the two backends answered the same query differently. A negated shorthand inside a
+bracket expression has no such spelling and stays as written."""
+
+
 def to_postgres(pattern: str, flags: str) -> str:
     """The same pattern for PostgreSQL ``~`` (ARE), with the flags as an embedded option.
 
@@ -132,7 +148,10 @@ def to_postgres(pattern: str, flags: str) -> str:
             nxt = pattern[i + 1 : i + 2]
             if not nxt:
                 raise _invalid("bad $regex: trailing backslash")
-            if nxt in _CLASS_ESCAPES or nxt in _CONTROL_ESCAPES or (not nxt.isalnum() and nxt.isascii()):
+            if nxt in _CLASS_ESCAPES:
+                outside, inside = _ASCII_CLASSES[nxt]
+                out.append((inside if in_class else outside) or ch + nxt)
+            elif nxt in _CONTROL_ESCAPES or (not nxt.isalnum() and nxt.isascii()):
                 out.append(ch + nxt)
             elif nxt in "bBAz" and not in_class:
                 out.append({"b": r"\y", "B": r"\Y", "A": r"\A", "z": r"\Z"}[nxt])
