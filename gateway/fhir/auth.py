@@ -18,6 +18,7 @@ from gateway.fhir.outcome import FhirError, OutcomeIssue
 from gateway.policy.principal import Principal, RequestInfo, master
 from gateway.settings import Settings
 from gateway.smart.tokens import principal_from_access_token
+from gateway.store import changes
 from gateway.store.database import Database
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="fhir"'}
@@ -31,6 +32,9 @@ def unauthorized(diagnostics: str) -> FhirError:
 
 
 async def authenticate(db: Database, settings: Settings, headers: Mapping[str, str], info: RequestInfo) -> Principal:
+    # Who is asking starts the request: nothing read for an earlier one is reused
+    # (``gateway.store.changes``; a session token reads the counters afresh).
+    changes.forget()
     presented = master_key_presented(settings, headers)
     if presented is not None:
         if not presented:

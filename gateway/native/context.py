@@ -12,6 +12,7 @@ from gateway.native.request import NativeRequest, check_app
 from gateway.policy.principal import ANONYMOUS, Principal, PrincipalKind, master
 from gateway.records.service import Records
 from gateway.settings import Settings
+from gateway.store import changes
 from gateway.store.database import Database
 
 if TYPE_CHECKING:
@@ -34,6 +35,9 @@ class NativeContext:
     functions: FunctionRegistry
 
     async def principal(self, req: NativeRequest) -> Principal:
+        # Who is asking starts the request: nothing read for an earlier one is reused
+        # (``gateway.store.changes``; a session token reads the counters afresh).
+        changes.forget()
         is_master = check_app(req, self.settings)
         if is_master:
             return master(req.info)

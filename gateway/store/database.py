@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import Executable
 
 from gateway.native.query.regex import install_sqlite_functions
-from gateway.store import leanselect
+from gateway.store import changes, leanselect
 from gateway.store.engine import create_engine, create_inline_reader
 from gateway.store.rowmemo import RowMemo
 from gateway.store.sessionmemo import SessionMemo
@@ -117,9 +117,16 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """One transaction; commits on normal exit, rolls back on any exception."""
-        async with self.engine.begin() as conn:
-            yield conn
+        """One transaction; commits on normal exit, rolls back on any exception.
+
+        The calling request forgets the change counters it has read, before and after, so it
+        never reuses an object from before its own write (``gateway.store.changes``)."""
+        changes.forget()
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        finally:
+            changes.forget()
 
     def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A read-only view; on SQLite an inline connection (see ``InlineConnection``)."""

@@ -21,6 +21,8 @@ SQLITE_PRAGMAS = (
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=10000",
+    # A REPLACE's implicit delete then fires delete triggers too (migration 0011's counters).
+    "PRAGMA recursive_triggers=ON",
 )
 
 

@@ -8,7 +8,6 @@ they are prebuilt Core statements whose compiled form SQLAlchemy caches.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from functools import cache
@@ -18,9 +17,11 @@ import msgspec
 from sqlalchemy import JSON, Boolean, ColumnElement, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.store import changes
 from gateway.store.classes import ClassSpec
 from gateway.store.database import InlineConnection
 from gateway.store.models import PatientProfile, Session, User, table_of
+from gateway.store.rowmemo import MemoRow
 from gateway.store.types import UTCDateTime, parse_sqlite_utc
 
 Row = dict[str, Any]
@@ -79,11 +80,26 @@ def _core_select(table_name: str) -> Select[Any]:
 
 
 async def row_by_id(conn: AsyncConnection | InlineConnection, spec: ClassSpec, object_id: str) -> Row | None:
-    """The whole row, internal columns included (``_rperm`` is checked by the caller's policy)."""
+    """The whole row, internal columns included (``_rperm`` is checked by the caller's policy).
+
+    On SQLite an object this process has read before is reused without a statement while its
+    class's change counter, as this request read it, is what it was before that read
+    (``gateway.store.changes``)."""
     if isinstance(conn, InlineConnection):
         sql, names, convert_at = _sqlite_select(spec.name)
+        counters = changes.observed()
+        counter = None if counters is None else counters.get(spec.name)
+        if counter is not None:
+            kept = conn.memo.current(names, convert_at, object_id, counter)
+            if kept is not None:
+                return kept
         rows = conn.driver().execute(sql, (object_id,)).fetchall()
-        return conn.memo.rows(names, convert_at, rows)[0] if rows else None
+        if not rows:
+            return None
+        row = conn.memo.rows(names, convert_at, rows)[0]
+        if counter is not None and isinstance(row, MemoRow):
+            row.memo.counter = counter
+        return row
     result = await conn.execute(_core_select(spec.name), {"oid": object_id})
     mapped = result.mappings().first()
     return None if mapped is None else dict(mapped)
@@ -119,9 +135,6 @@ _ROLES_SQL = (
 )
 
 
-_EPOCH_SQL = 'SELECT "value" FROM "_AuthEpoch"'
-
-
 async def session_by_token(
     conn: AsyncConnection | InlineConnection, digest: str
 ) -> tuple[str, str, datetime, str, str | None, frozenset[str] | None] | None:
@@ -135,13 +148,11 @@ async def session_by_token(
         driver = conn.driver()
         sessions = conn.sessions
         epoch: int | None = None
-        if sessions.capacity:
-            # Read before the session rows, so a remembered answer is never older than its epoch.
-            try:
-                counter = driver.execute(_EPOCH_SQL).fetchall()
-            except sqlite3.OperationalError:  # a store older than migration 0010: nothing is remembered
-                counter = []
-            epoch = counter[0][0] if counter else None
+        if sessions.capacity or conn.memo.capacity:
+            # Read before the session rows, so a remembered answer is never older than its epoch;
+            # the same statement reads the class counters ``row_by_id`` uses later in this request.
+            counters = changes.read(driver)
+            epoch = None if counters is None or not sessions.capacity else counters.get(changes.AUTH)
             if epoch is not None:
                 hit = sessions.get(digest, epoch)
                 if hit is not None:

@@ -278,6 +278,15 @@ class AuthEpoch(Base):
     value: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
+class ClassEpoch(Base):
+    """One row per class counting updates and deletes of its objects; SQLite triggers bump it
+    (migration 0011) and ``gateway.store.changes`` reads it."""
+
+    __tablename__ = "_ClassEpoch"
+    name: Mapped[str] = mapped_column(String, primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
 class Version(Base):
     """Snapshot of a clinical object after each change (FHIR vread/history read these)."""
 

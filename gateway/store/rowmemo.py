@@ -5,9 +5,12 @@ team's providers), and on SQLite most of a page's cost after the query is Python
 turning stored text into dates and JSON, then into Parse JSON or a FHIR resource. All
 of that is a pure function of the row's stored values, so an entry is used only while
 the row's values equal the ones it was made from: any write to the row makes it a new
-entry, nothing needs invalidating, and a stale entry can never be served. The query
-itself still runs every time, with the caller's policy in it; only the decoding and
-rendering of an unchanged row is shared.
+entry, nothing needs invalidating, and a stale entry can never be served. A query
+still runs with the caller's policy in it; only the decoding and rendering of an
+unchanged row is shared. The one exception is a fetch by id (``hotpath.row_by_id``):
+it reuses an entry without a query while its class's change counter proves the row
+unchanged (``RowEntry.counter``, ``gateway.store.changes``), and the caller's policy
+then checks the reused row as it would a fetched one.
 
 Renderers keep their output for a row in its entry (``RowEntry.renders``) under a key
 of their own that must capture everything besides the row the output depends on (who
@@ -41,7 +44,7 @@ class MemoRow(dict[str, Any]):
 class RowEntry:
     """One stored row: its decoded form, the same without internal columns, and its renderings."""
 
-    __slots__ = ("_public", "raw", "record", "renders")
+    __slots__ = ("_public", "counter", "raw", "record", "renders")
 
     def __init__(self, raw: tuple[Any, ...], record: dict[str, Any]) -> None:
         self.raw = raw
@@ -49,6 +52,9 @@ class RowEntry:
         self.record = record
         self._public: dict[str, Any] | None = None
         self.renders: dict[Any, Any] = {}
+        self.counter: int | None = None
+        """Its class's change counter as read before these values were fetched (``gateway.store.changes``):
+        while the counter still reads this, the row is unchanged and need not be fetched."""
 
     def row(self) -> MemoRow:
         out = MemoRow(self.record)
@@ -104,6 +110,20 @@ class RowMemo:
     def clear(self) -> None:
         self._entries.clear()
         self._shapes.clear()
+
+    def current(
+        self, names: tuple[str, ...], convert_at: tuple[tuple[int, Converter], ...], object_id: str, counter: int
+    ) -> MemoRow | None:
+        """The kept row ``object_id`` of this shape if it was fetched under ``counter``, else None."""
+        found = self._shapes.get((names, convert_at))
+        if found is None:
+            return None
+        key = (found[0], object_id)
+        entry = self._entries.get(key)
+        if entry is None or entry.counter != counter:
+            return None
+        self._entries.move_to_end(key)
+        return entry.row()
 
     def rows(
         self,

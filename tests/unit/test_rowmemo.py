@@ -75,3 +75,25 @@ def test_rows_holding_credentials_are_never_kept() -> None:
     memo = RowMemo(10)
     rows = memo.rows(("objectId", "username", "_hashed_password"), (), [("u", "alice", "$argon2id$...")])
     assert type(rows[0]) is dict and rows[0]["username"] == "alice" and len(memo) == 0
+
+
+def test_a_row_is_current_only_under_the_counter_it_was_fetched_under() -> None:
+    memo = RowMemo(10)
+    assert memo.current(NAMES, CONVERT, "a", 5) is None  # never seen
+    row = memo.rows(NAMES, CONVERT, [("a", "1", '["*"]')])[0]
+    assert isinstance(row, MemoRow)
+    assert memo.current(NAMES, CONVERT, "a", 5) is None  # fetched under no counter
+    row.memo.counter = 5
+    kept = memo.current(NAMES, CONVERT, "a", 5)
+    assert kept == row and kept is not row and kept is not None and kept.memo is row.memo
+    assert memo.current(NAMES, CONVERT, "a", 6) is None  # the class changed since
+    assert memo.current(("objectId", "other", "_rperm"), CONVERT, "a", 5) is None  # another shape
+    # Fetched again with other values: a new entry, which no counter vouches for yet.
+    memo.rows(NAMES, CONVERT, [("a", "2", '["*"]')])
+    assert memo.current(NAMES, CONVERT, "a", 5) is None
+
+
+def test_nothing_is_current_when_remembering_is_off() -> None:
+    memo = RowMemo(0)
+    memo.rows(NAMES, CONVERT, [("a", "1", '["*"]')])
+    assert memo.current(NAMES, CONVERT, "a", 0) is None
