@@ -39,6 +39,8 @@ class FhirResponse:
     status: int
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    encoded: bytes | None = None
+    """``body`` already encoded as JSON, when the read path kept it (``render.kept_json``)."""
 
 
 @dataclass(frozen=True, slots=True)

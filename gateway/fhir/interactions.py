@@ -19,7 +19,7 @@ from gateway.fhir import search, versions
 from gateway.fhir.context import FhirContext, FhirRequest, FhirResponse
 from gateway.fhir.outcome import FhirError, OutcomeIssue, bad_request, from_gateway, not_found, outcome
 from gateway.fhir.registry import ResourceDef
-from gateway.fhir.render import etag, to_resources, version_headers
+from gateway.fhir.render import etag, kept_json, to_resources, version_headers
 from gateway.fhir.transaction import condition_key, in_transaction, lock_row
 from gateway.records.ops import FieldOp, OpKind
 from gateway.store.objects import Record
@@ -60,7 +60,8 @@ async def _one(ctx: FhirContext, rdef: ResourceDef, record: Record) -> dict[str,
 
 async def read(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest, id: str) -> FhirResponse:
     record = await _current(ctx, rdef, req, id, audit=True)
-    return FhirResponse(200, await _one(ctx, rdef, record), version_headers(record))
+    resource = await _one(ctx, rdef, record)
+    return FhirResponse(200, resource, version_headers(record), kept_json(rdef, record, ctx.options))
 
 
 async def vread(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest, id: str, vid: str) -> FhirResponse:

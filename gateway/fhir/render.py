@@ -7,6 +7,7 @@ from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -63,6 +64,23 @@ async def to_resources(
         else:
             out.append(to_fhir(r, options))
     return out
+
+
+def kept_json(rdef: ResourceDef, record: Record, options: object) -> bytes | None:
+    """The JSON of the resource ``to_resources`` keeps for ``record``, encoded once; None when it
+    keeps none. Keyed by the kept resource itself, so the bytes are always that resource's:
+    a read answers an unchanged object without encoding it again (about 5 µs of a FHIR read)."""
+    if type(record) is not MemoRow:
+        return None
+    renders = record.memo.renders
+    done = renders.get(rdef.type)
+    if done is None or done[0] is not options:
+        return None
+    key = (rdef.type, "json")
+    found = renders.get(key)
+    if found is None or found[0] is not done[1]:
+        found = renders[key] = (done[1], msgspec.json.encode(done[1]))
+    return found[1]
 
 
 def etag(version: object) -> str:

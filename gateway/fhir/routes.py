@@ -95,7 +95,7 @@ def _responses(interaction: str) -> dict[int, ResponseSpec]:
 def render(resp: FhirResponse, pretty: bool = False) -> Response[bytes]:
     if resp.body is None:
         return Response(content=b"", status_code=resp.status, headers=resp.headers)
-    content = msgspec.json.encode(resp.body)
+    content = resp.encoded if resp.encoded is not None else msgspec.json.encode(resp.body)
     if pretty:
         content = msgspec.json.format(content, indent=2)
     return EncodedResponse(content, resp.status, resp.headers, FHIR_JSON)

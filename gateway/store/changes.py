@@ -35,19 +35,27 @@ import sqlite3
 from collections.abc import Mapping
 from contextvars import ContextVar
 
+from gateway.store.models import ClassEpoch, table_of
+
 AUTH = ""
 """The key of ``_AuthEpoch`` among the counters (no class is named with the empty string)."""
 
 Counters = Mapping[str, int]
 
-_SQL = 'SELECT \'\', "value" FROM "_AuthEpoch" UNION ALL SELECT "name", "value" FROM "_ClassEpoch"'
-_AUTH_ONLY_SQL = 'SELECT \'\', "value" FROM "_AuthEpoch"'
+CLASS_COUNTERS: tuple[str, ...] = tuple(str(c.name) for c in table_of(ClassEpoch).columns if c.name != "id")
+"""The classes with a counter column in ``_ClassEpoch`` (migration 0011)."""
+
+_SQL = (
+    'SELECT a."value", ' + ", ".join(f'c."{name}"' for name in CLASS_COUNTERS) + ' FROM "_AuthEpoch" a, "_ClassEpoch" c'
+)
+_AUTH_ONLY_SQL = 'SELECT "value" FROM "_AuthEpoch"'
+_NAMES = (AUTH, *CLASS_COUNTERS)
 
 _observed: ContextVar[Counters | None] = ContextVar("observed_counters", default=None)
 
-_last: tuple[list[tuple[str, int]], Counters] = ([], {})
-"""The previous statement's rows and their mapping: most requests read the same values as the
-one before, and comparing a dozen pairs is cheaper than building the mapping again."""
+_last: tuple[tuple[int, ...] | None, Counters] = (None, {})
+"""The previous statement's row and its mapping: most requests read the same values as the
+one before, and comparing a row is cheaper than building the mapping again."""
 
 
 def read(driver: sqlite3.Connection) -> Counters | None:
@@ -63,10 +71,13 @@ def read(driver: sqlite3.Connection) -> Counters | None:
             rows = driver.execute(_AUTH_ONLY_SQL).fetchall()
         except sqlite3.OperationalError:
             return None
-    last_rows, counters = _last
-    if rows != last_rows:
-        counters = dict(rows)
-        _last = (rows, counters)
+    if not rows:
+        return None
+    row = rows[0]
+    last_row, counters = _last
+    if row != last_row:
+        counters = dict(zip(_NAMES, row, strict=False))
+        _last = (row, counters)
     _observed.set(counters)
     return counters
 

@@ -279,12 +279,21 @@ class AuthEpoch(Base):
 
 
 class ClassEpoch(Base):
-    """One row per class counting updates and deletes of its objects; SQLite triggers bump it
-    (migration 0011) and ``gateway.store.changes`` reads it."""
+    """One row with a column per class counting updates and deletes of its objects; SQLite
+    triggers bump them (migration 0011) and ``gateway.store.changes`` reads them."""
 
     __tablename__ = "_ClassEpoch"
-    name: Mapped[str] = mapped_column(String, primary_key=True)
-    value: Mapped[int] = mapped_column(Integer, nullable=False)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[int] = mapped_column("_User", Integer, nullable=False, server_default="0")
+    session: Mapped[int] = mapped_column("_Session", Integer, nullable=False, server_default="0")
+    role: Mapped[int] = mapped_column("_Role", Integer, nullable=False, server_default="0")
+    patient_profile: Mapped[int] = mapped_column("PatientProfile", Integer, nullable=False, server_default="0")
+    provider_profile: Mapped[int] = mapped_column("ProviderProfile", Integer, nullable=False, server_default="0")
+    lab_result: Mapped[int] = mapped_column("LabResult", Integer, nullable=False, server_default="0")
+    treatment_plan: Mapped[int] = mapped_column("TreatmentPlan", Integer, nullable=False, server_default="0")
+    message: Mapped[int] = mapped_column("Message", Integer, nullable=False, server_default="0")
+    appointment: Mapped[int] = mapped_column("Appointment", Integer, nullable=False, server_default="0")
+    audit_log: Mapped[int] = mapped_column("AuditLog", Integer, nullable=False, server_default="0")
 
 
 class Version(Base):

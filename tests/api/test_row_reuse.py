@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.store import changes
+from gateway.store.classes import CLASSES
 from gateway.store.database import Database
 from gateway.store.engine import SQLITE_PRAGMAS
 from tests.api_support import Api
@@ -172,22 +173,15 @@ async def test_a_write_through_the_gateway_is_seen_by_the_next_read(demo: Api) -
 
 # ------------------------------------------------------------------ the triggers (SQLite)
 
-CLASS_TABLES = (
-    "_User",
-    "_Session",
-    "_Role",
-    "PatientProfile",
-    "ProviderProfile",
-    "LabResult",
-    "TreatmentPlan",
-    "Message",
-    "Appointment",
-    "AuditLog",
-)
+CLASS_TABLES = tuple(CLASSES)
+
+
+def test_every_class_has_a_counter() -> None:
+    assert set(changes.CLASS_COUNTERS) == {spec.table.name for spec in CLASSES.values()}
 
 
 def _counter(conn: sqlite3.Connection, table: str) -> int:
-    return int(conn.execute('SELECT "value" FROM "_ClassEpoch" WHERE "name" = ?', (table,)).fetchone()[0])
+    return int(conn.execute(f'SELECT "{table}" FROM "_ClassEpoch"').fetchone()[0])
 
 
 def _any_row(conn: sqlite3.Connection, table: str) -> str:
