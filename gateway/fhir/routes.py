@@ -9,13 +9,14 @@ ever answers in another format. Content negotiation: JSON only (406 otherwise).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import Request, Response, Router, route
+from litestar.datastructures import MultiDict
 from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
@@ -105,18 +106,24 @@ def _media(value: str) -> str:
     return value.split(";", 1)[0].strip().lower()
 
 
-def _negotiate(request: Request[Any, Any, Any]) -> None:
+def _headers(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """The request's headers by lower-case name (the last of a repeated one), read once from the
+    ASGI scope: Litestar's ``Headers`` was built three times a request, once per lookup."""
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]}
+
+
+def _negotiate(query: Mapping[str, str], headers: Mapping[str, str]) -> None:
     """406 for XML or anything else we cannot produce (CapabilityStatement.format says json only)."""
-    fmt = request.query_params.get("_format")
+    fmt = query.get("_format")
     if fmt is not None and _media(fmt) not in JSON_TYPES:
         raise FhirError.of(406, "not-supported", f"_format {fmt!r} is not supported; this server speaks JSON only.")
-    accept = request.headers.get("accept")
+    accept = headers.get("accept")
     if accept and not any(_media(part) in ACCEPTABLE for part in accept.split(",")):
         raise FhirError.of(406, "not-supported", "Only application/fhir+json is available.")
 
 
-def _check_body_type(request: Request[Any, Any, Any], expected: frozenset[str], body: bytes) -> None:
-    ctype = _media(request.headers.get("content-type") or "")
+def _check_body_type(headers: Mapping[str, str], expected: frozenset[str], body: bytes) -> None:
+    ctype = _media(headers.get("content-type") or "")
     if body and ctype not in expected:
         raise FhirError.of(415, "not-supported", f"Unsupported Content-Type {ctype or '(none)'!r}.")
 
@@ -129,19 +136,25 @@ def _context(request: Request[Any, Any, Any]) -> FhirContext:
     return ctx
 
 
-async def _fhir_request(request: Request[Any, Any, Any], ctx: FhirContext, form: bool) -> FhirRequest:
+async def _fhir_request(
+    request: Request[Any, Any, Any],
+    ctx: FhirContext,
+    form: bool,
+    query: MultiDict[str],
+    headers: dict[str, str],
+) -> FhirRequest:
     # Only POST and PUT carry a resource or a form; a body on any other interaction is ignored unread.
     body = await request.body() if request.method in ("POST", "PUT") else b""
-    params = list(request.query_params.multi_items())
+    params = list(query.multi_items())
     if form:
-        _check_body_type(request, frozenset({FORM}), body)
+        _check_body_type(headers, frozenset({FORM}), body)
         params += parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
         body = b""
     elif request.method in ("POST", "PUT"):
-        _check_body_type(request, JSON_TYPES, body)
-    headers = {k.lower(): v for k, v in request.headers.items()}
+        _check_body_type(headers, JSON_TYPES, body)
+    client = request.scope.get("client")
     info = RequestInfo(
-        source_address=request.client.host if request.client else None,
+        source_address=client[0] if client else None,
         request_id=headers.get("x-request-id") or new_request_id(),
     )
     principal = await authenticate(ctx.records.db, ctx.settings, headers, info)
@@ -151,20 +164,21 @@ async def _fhir_request(request: Request[Any, Any, Any], ctx: FhirContext, form:
     return FhirRequest(request.method, principal, params, headers, body)
 
 
-def _pretty(request: Request[Any, Any, Any]) -> bool:
-    return request.query_params.get("_pretty") == "true"
+def _pretty(query: Mapping[str, str]) -> bool:
+    return query.get("_pretty") == "true"
 
 
 def _handler(resource_type: str, r: router.Route | None, name: str) -> Callable[..., Awaitable[Response[Any]]]:
     async def handle(request: Request[Any, Any, Any]) -> Response[Any]:
         ctx = _context(request)
+        query, headers = request.query_params, _headers(request)
         try:
-            _negotiate(request)
-            req = await _fhir_request(request, ctx, form=r is not None and r.pattern == "_search")
+            _negotiate(query, headers)
+            req = await _fhir_request(request, ctx, r is not None and r.pattern == "_search", query, headers)
         except FhirError as exc:
             return render(router.error_response(exc))
         path = {k: str(v) for k, v in request.path_params.items()}
-        return render(await router.handle(ctx, resource_type, r, req, path), _pretty(request))
+        return render(await router.handle(ctx, resource_type, r, req, path), _pretty(query))
 
     handle.__name__ = name
     handle.__doc__ = f"FHIR {r.summary if r else 'unsupported method'} ({resource_type})"
@@ -173,11 +187,12 @@ def _handler(resource_type: str, r: router.Route | None, name: str) -> Callable[
 
 async def metadata(request: Request[Any, Any, Any]) -> Response[Any]:
     """FHIR capabilities interaction: the CapabilityStatement (public, as FHIR R4 §3.1.0.12 expects)."""
+    query = request.query_params
     try:
-        _negotiate(request)
+        _negotiate(query, _headers(request))
     except FhirError as exc:
         return render(router.error_response(exc))
-    return render(await router.metadata(_context(request)), _pretty(request))
+    return render(await router.metadata(_context(request)), _pretty(query))
 
 
 def _system(kind: str, name: str) -> Callable[..., Awaitable[Response[Any]]]:
@@ -185,12 +200,13 @@ def _system(kind: str, name: str) -> Callable[..., Awaitable[Response[Any]]]:
 
     async def handle(request: Request[Any, Any, Any]) -> Response[Any]:
         ctx = _context(request)
+        query, headers = request.query_params, _headers(request)
         try:
-            _negotiate(request)
-            req = await _fhir_request(request, ctx, form=False)
+            _negotiate(query, headers)
+            req = await _fhir_request(request, ctx, False, query, headers)
         except FhirError as exc:
             return render(router.error_response(exc))
-        return render(await router.handle_system(ctx, kind, req), _pretty(request))
+        return render(await router.handle_system(ctx, kind, req), _pretty(query))
 
     handle.__name__ = name
     handle.__doc__ = {
