@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import msgspec
 from sqlalchemy import ColumnElement, and_, false, or_, select, true
 
 from gateway.fhir.context import FhirContext, FhirRequest, FhirResponse
@@ -20,7 +21,7 @@ from gateway.fhir.includes import Include, admit, included, parse_include, row_f
 from gateway.fhir.outcome import FhirError, OutcomeIssue, bad_request, outcome
 from gateway.fhir.params import ReferenceParam, SearchParam, missing_clause
 from gateway.fhir.registry import MANDATORY, RESOURCES, RESULT_PARAMS, ResourceDef, includes_of, revincludes_of
-from gateway.fhir.render import to_resources
+from gateway.fhir.render import kept_json, to_resources
 from gateway.policy.clp import Op
 from gateway.policy.filters import filter_identity
 from gateway.store.classes import CLASSES, ClassSpec
@@ -399,7 +400,21 @@ async def search(ctx: FhirContext, rdef: ResourceDef, req: FhirRequest) -> FhirR
         entries.append({"resource": outcome(*plan.warnings), "search": {"mode": "outcome"}})
     if entries:
         bundle["entry"] = entries
-    return FhirResponse(200, bundle)
+    return FhirResponse(200, bundle, encoded=None if plan.elements else _encoded_bundle(ctx, rdef, bundle, rows))
+
+
+def _encoded_bundle(ctx: FhirContext, rdef: ResourceDef, bundle: dict[str, Any], rows: list[Record]) -> bytes | None:
+    """The Bundle's JSON with each matched resource the row memo keeps spliced in as the bytes it
+    encoded before (``render.kept_json``, ``msgspec.Raw``) rather than encoded again; the rest is
+    encoded as usual, so the result is the encoding of ``bundle``. None when nothing is kept."""
+    kept = [kept_json(rdef, row, ctx.options) for row in rows]
+    if not any(kept):
+        return None
+    entries = list(bundle["entry"])
+    for i, raw in enumerate(kept):  # the first len(rows) entries are the matches, in order
+        if raw is not None:
+            entries[i] = {**entries[i], "resource": msgspec.Raw(raw)}
+    return msgspec.json.encode({**bundle, "entry": entries})
 
 
 def _audited_includes(resources: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:

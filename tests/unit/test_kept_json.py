@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import msgspec
 
 from gateway.fhir.registry import RESOURCES
@@ -34,3 +37,34 @@ def test_nothing_is_kept_for_other_options_or_a_plain_record() -> None:
     row.memo.renders[OBSERVATION.type] = (options, {"resourceType": "Observation", "id": "a"})
     assert kept_json(OBSERVATION, row, object()) is None
     assert kept_json(OBSERVATION, dict(row), options) is None
+
+
+def test_a_search_bundle_spliced_from_kept_json_is_the_bundle_encoded() -> None:
+    """``search._encoded_bundle`` must give exactly ``msgspec.json.encode(bundle)``."""
+    from gateway.fhir.search import _encoded_bundle
+
+    options = object()
+    ctx: Any = SimpleNamespace(options=options)
+    memo = RowMemo(10)
+    rows = memo.rows(("objectId", "notes"), (), [("a", "x"), ("b", "y"), ("c", "z")])
+    resources = []
+    for row in rows[:2]:  # the third is not kept: encoded as usual
+        mapped = {"resourceType": "Observation", "id": row["objectId"], "note": [{"text": row["notes"]}]}
+        row.memo.renders[OBSERVATION.type] = (options, mapped)  # type: ignore[attr-defined]
+        resources.append(mapped.copy())
+    resources.append({"resourceType": "Observation", "id": "c", "note": [{"text": "z"}]})
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "link": [{"relation": "self", "url": "http://x/fhir/Observation"}],
+        "entry": [
+            *(
+                {"fullUrl": f"http://x/fhir/Observation/{r['id']}", "resource": r, "search": {"mode": "match"}}
+                for r in resources
+            ),
+            {"resource": {"resourceType": "OperationOutcome", "issue": []}, "search": {"mode": "outcome"}},
+        ],
+    }
+    spliced = _encoded_bundle(ctx, OBSERVATION, bundle, list(rows))
+    assert spliced == msgspec.json.encode(bundle)
+    assert _encoded_bundle(ctx, OBSERVATION, {**bundle, "entry": bundle["entry"][2:]}, [dict(rows[2])]) is None
