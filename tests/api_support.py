@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.app import create_app
 from gateway.auth import sessions
@@ -129,6 +131,25 @@ async def demo(demo_database: tuple[str, dict[str, str]]) -> AsyncIterator[Api]:
         api.ids["alice:patient"], api.ids["bob:patient"] = users["patient:DEMO-0001"], users["patient:DEMO-0002"]
         api.ids["smith:provider"], api.ids["jones:provider"] = users["provider:dr.smith"], users["provider:dr.jones"]
         yield api
+
+
+@pytest.fixture
+async def other_worker(demo_database: tuple[str, dict[str, str]]) -> AsyncIterator[AsyncEngine]:
+    """An engine of its own on the demo database: changes made the way another worker would."""
+    url, _ = demo_database
+    engine = create_async_engine(url)
+    yield engine
+    await engine.dispose()
+
+
+async def run_sql(engine: AsyncEngine, sql: str, **params: Any) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text(sql), params)
+
+
+def app_database(demo: Api) -> Database:
+    app: Any = demo.client.app
+    return app.state.native.db  # type: ignore[no-any-return]
 
 
 def pointer(class_name: str, object_id: str) -> dict[str, str]:

@@ -10,38 +10,19 @@ reused and the same answers come from a fresh fetch every time.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store import changes
 from gateway.store.classes import CLASSES
 from gateway.store.database import Database
 from gateway.store.engine import SQLITE_PRAGMAS
-from tests.api_support import Api
-
-
-@pytest.fixture
-async def other_worker(demo_database: tuple[str, dict[str, str]]) -> AsyncIterator[AsyncEngine]:
-    url, _ = demo_database
-    engine = create_async_engine(url)
-    yield engine
-    await engine.dispose()
-
-
-async def _run(engine: AsyncEngine, sql: str, **params: Any) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(text(sql), params)
-
-
-def _db(demo: Api) -> Database:
-    app: Any = demo.client.app
-    return app.state.native.db  # type: ignore[no-any-return]
+from tests.api_support import Api, app_database, run_sql
 
 
 @contextmanager
@@ -77,7 +58,7 @@ async def test_a_repeated_read_by_id_fetches_nothing_but_the_counters(demo: Api,
     result = await _alices_result(demo)
     for path in (f"/parse/classes/LabResult/{result}", f"/fhir/Observation/{result}"):
         await demo.get(path, "alice")
-        with _statements(_db(demo)) as seen:
+        with _statements(app_database(demo)) as seen:
             r = await demo.get(path, "alice")
         assert r.status_code == 200, r.text
         assert len(seen) == 1 and "_ClassEpoch" in seen[0], seen
@@ -93,7 +74,7 @@ async def test_a_value_changed_by_another_worker_is_seen_at_once(demo: Api, othe
     fhir = f"/fhir/Observation/{result}"
     await _read_twice(demo, native)
     await _read_twice(demo, fhir)
-    await _run(
+    await run_sql(
         other_worker,
         'UPDATE "LabResult" SET "notes" = :n, "version" = "version" + 1 WHERE "objectId" = :id',
         n="changed elsewhere",
@@ -108,7 +89,7 @@ async def test_access_withdrawn_by_another_worker_is_seen_at_once(demo: Api, oth
     result = await _alices_result(demo)
     await _read_twice(demo, f"/parse/classes/LabResult/{result}")
     await _read_twice(demo, f"/fhir/Observation/{result}")
-    await _run(
+    await run_sql(
         other_worker,
         'UPDATE "LabResult" SET "_rperm" = \'["role:admin"]\', "ACL" = \'{"role:admin": {"read": true}}\' '
         'WHERE "objectId" = :id',
@@ -122,7 +103,7 @@ async def test_a_delete_by_another_worker_is_seen_at_once(demo: Api, other_worke
     result = await _alices_result(demo)
     await _read_twice(demo, f"/parse/classes/LabResult/{result}")
     await _read_twice(demo, f"/fhir/Observation/{result}")
-    await _run(other_worker, 'DELETE FROM "LabResult" WHERE "objectId" = :id', id=result)
+    await run_sql(other_worker, 'DELETE FROM "LabResult" WHERE "objectId" = :id', id=result)
     assert (await demo.get(f"/parse/classes/LabResult/{result}", "alice")).status_code == 404
     assert (await demo.get(f"/fhir/Observation/{result}", "alice")).status_code in (404, 410)
 
@@ -142,7 +123,7 @@ async def test_what_one_request_saw_is_not_reused_by_the_next(
         for note, path in (("later", native), ("later still", fhir)):
             for _ in range(2):
                 assert (await same_task.get(path, headers=demo.headers("alice"))).status_code == 200
-            await _run(other_worker, 'UPDATE "LabResult" SET "notes" = :n WHERE "objectId" = :id', n=note, id=result)
+            await run_sql(other_worker, 'UPDATE "LabResult" SET "notes" = :n WHERE "objectId" = :id', n=note, id=result)
             r = await same_task.get(path, headers=demo.headers(master=True))
             assert r.status_code == 200, r.text
             assert note == (r.json()["notes"] if path == native else r.json()["note"][0]["text"]), r.text
@@ -153,7 +134,7 @@ async def test_a_write_forgets_what_the_request_saw(demo: Api, backend: str) -> 
         pytest.skip("counters are SQLite's; and the app's asyncpg pool belongs to the test client's loop")
     result = await _alices_result(demo)
     await demo.get(f"/parse/classes/LabResult/{result}", "alice")
-    db = _db(demo)
+    db = app_database(demo)
     assert changes.observed() is None  # the test client ran that request in a context of its own
     changes.read(db._driver())
     assert changes.observed() is not None

@@ -9,34 +9,14 @@ they are not: the same answers, from a fresh lookup every time).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store.database import Database
-from tests.api_support import Api
-
-
-@pytest.fixture
-async def other_worker(demo_database: tuple[str, dict[str, str]]) -> AsyncIterator[AsyncEngine]:
-    url, _ = demo_database
-    engine = create_async_engine(url)
-    yield engine
-    await engine.dispose()
-
-
-async def _run(engine: AsyncEngine, sql: str, **params: Any) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(text(sql), params)
-
-
-def _db(demo: Api) -> Database:
-    app: Any = demo.client.app
-    return app.state.native.db  # type: ignore[no-any-return]
+from tests.api_support import Api, app_database, run_sql
 
 
 async def _own_results(demo: Api, who: str) -> int:
@@ -48,7 +28,7 @@ async def _own_results(demo: Api, who: str) -> int:
 async def test_logout_by_another_worker_is_seen_at_once(demo: Api, other_worker: AsyncEngine) -> None:
     assert await _own_results(demo, "alice") > 0
     assert await _own_results(demo, "alice") > 0  # now remembered (on SQLite)
-    await _run(other_worker, 'DELETE FROM "_Session" WHERE "user" = :u', u=demo.ids["alice:user"])
+    await run_sql(other_worker, 'DELETE FROM "_Session" WHERE "user" = :u', u=demo.ids["alice:user"])
     r = await demo.get("/parse/classes/LabResult", "alice")
     assert r.status_code == 400 and r.json()["code"] == 209, r.text
     fhir = await demo.client.get("/fhir/Observation", headers={"Authorization": f"Bearer {demo.tokens['alice']}"})
@@ -59,7 +39,7 @@ async def test_logout_by_another_worker_is_seen_at_once(demo: Api, other_worker:
 async def test_expiry_set_by_another_worker_is_seen_at_once(demo: Api, other_worker: AsyncEngine, backend: str) -> None:
     assert await _own_results(demo, "bob") > 0
     past = datetime(2020, 1, 1, tzinfo=UTC)
-    await _run(
+    await run_sql(
         other_worker,
         'UPDATE "_Session" SET "expiresAt" = :past WHERE "user" = :u',
         past=past.strftime("%Y-%m-%d %H:%M:%S.%f") if backend == "sqlite" else past,
@@ -73,7 +53,7 @@ async def test_care_team_removal_by_another_worker_is_seen_at_once(demo: Api, ot
     result = (await demo.get("/parse/classes/LabResult", "alice")).json()["results"][0]["objectId"]
     assert (await demo.get(f"/parse/classes/LabResult/{result}", "smith")).status_code == 200
     assert (await demo.get(f"/parse/classes/LabResult/{result}", "smith")).status_code == 200
-    await _run(
+    await run_sql(
         other_worker,
         'DELETE FROM "_Join_users_Role" WHERE "relatedId" = :u '
         'AND "owningId" IN (SELECT "objectId" FROM "_Role" WHERE "name" = :role)',
@@ -87,7 +67,7 @@ async def test_care_team_removal_by_another_worker_is_seen_at_once(demo: Api, ot
 async def test_role_granted_by_another_worker_is_seen_at_once(demo: Api, other_worker: AsyncEngine) -> None:
     result = (await demo.get("/parse/classes/LabResult", "bob")).json()["results"][0]["objectId"]
     assert (await demo.get(f"/parse/classes/LabResult/{result}", "smith")).status_code == 404
-    await _run(
+    await run_sql(
         other_worker,
         'INSERT INTO "_Join_users_Role" ("owningId", "relatedId") '
         'SELECT "objectId", :u FROM "_Role" WHERE "name" = :role',
@@ -99,7 +79,7 @@ async def test_role_granted_by_another_worker_is_seen_at_once(demo: Api, other_w
 
 async def test_patient_unlinked_by_another_worker_is_seen_at_once(demo: Api, other_worker: AsyncEngine) -> None:
     assert await _own_results(demo, "alice") > 0
-    await _run(
+    await run_sql(
         other_worker, 'UPDATE "PatientProfile" SET "user" = NULL WHERE "objectId" = :p', p=demo.ids["alice:patient"]
     )
     assert await _own_results(demo, "alice") == 0
@@ -108,7 +88,7 @@ async def test_patient_unlinked_by_another_worker_is_seen_at_once(demo: Api, oth
 async def test_a_remembered_session_skips_the_session_statement(demo: Api, backend: str) -> None:
     if backend != "sqlite":
         pytest.skip("sessions are remembered on SQLite only")
-    db = _db(demo)
+    db = app_database(demo)
     ran: list[str] = []
     driver: sqlite3.Connection = db._driver()
     driver.set_trace_callback(ran.append)
@@ -182,6 +162,6 @@ async def test_triggers_bump_the_epoch_on_what_sessions_resolve_to(
         pytest.skip("the epoch triggers are SQLite's (migration 0010)")
     _, users = demo_database
     before = await _epoch(other_worker)
-    await _run(other_worker, BUMPS.get(change) or NO_BUMP[change], alice=users["alice@example.org"])
+    await run_sql(other_worker, BUMPS.get(change) or NO_BUMP[change], alice=users["alice@example.org"])
     after = await _epoch(other_worker)
     assert (after > before) == (change in BUMPS), (change, before, after)
