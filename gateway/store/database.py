@@ -62,9 +62,12 @@ class InlineConnection:
         """Run a SELECT on the driver connection (see ``leanselect``); rows as dicts."""
         return leanselect.fetch_dicts(self._driver, statement, self.dialect, self.memo)
 
-    def fetch_built(self, built: Built) -> list[dict[str, Any]]:
-        """A remembered statement (``gateway.store.statements``) on the driver connection."""
-        return leanselect.fetch_built(self._driver, built, self.dialect, self.memo)
+    def fetch_built(self, built: Built, class_name: str | None = None) -> list[dict[str, Any]]:
+        """A remembered statement (``gateway.store.statements``) on the driver connection; rows of
+        ``class_name`` fetched before are reused while its change counter allows (``leanselect``)."""
+        counters = changes.observed() if class_name is not None else None
+        counter = None if counters is None or class_name is None else counters.get(class_name)
+        return leanselect.fetch_built(self._driver, built, self.dialect, self.memo, counter)
 
     def fetch_tuples(self, statement: Select[Any]) -> Sequence[tuple[Any, ...]]:
         return leanselect.fetch_tuples(self._driver, statement, self.dialect)

@@ -138,7 +138,7 @@ async def select_records(
         else:
             records = [dict(row) for row in (await conn.execute(stmt)).mappings()]
     elif isinstance(conn, InlineConnection):
-        records = conn.fetch_built(built)
+        records = conn.fetch_built(built, spec.name)
     else:
         records = [dict(row) for row in (await conn.execute(built.stmt)).mappings()]
     if with_joins:

@@ -38,6 +38,8 @@ class Built:
     """Door-specific plan data (e.g. the FHIR search plan the links are made from)."""
     prepared: Any = field(default=None, repr=False)
     """``leanselect``'s compiled form, SQL text and bound values, filled on the first SQLite run."""
+    ids: Any = field(default=None, repr=False)
+    """The same for the statement with only ``objectId`` selected (``leanselect.fetch_built``)."""
 
 
 class StatementMemo:

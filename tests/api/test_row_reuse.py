@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -230,3 +231,59 @@ async def test_the_triggers_count_updates_and_deletes_of_every_class(
         assert {t: _counter(conn, t) for t in others} == others  # only its own class moves
     finally:
         conn.close()
+
+
+# ------------------------------------------------------------------ pages (remembered statements)
+
+PAGES = {
+    "native": "/parse/classes/LabResult?order=-publishedAt&limit=5",
+    "fhir": "/fhir/Observation?_sort=-date&_count=5",
+}
+
+
+def _page_ids(door: str, body: dict[str, Any]) -> list[str]:
+    if door == "native":
+        return [str(r["objectId"]) for r in body["results"]]
+    return [str(e["resource"]["id"]) for e in body.get("entry", []) if e["search"]["mode"] == "match"]
+
+
+@pytest.mark.parametrize("door", sorted(PAGES))
+async def test_a_repeated_page_selects_only_ids(demo: Api, backend: str, door: str) -> None:
+    if backend != "sqlite":
+        pytest.skip("the change counters are SQLite's (migration 0011)")
+    first = await _read_twice(demo, PAGES[door])
+    with _statements(app_database(demo)) as seen:
+        again = await demo.get(PAGES[door], "alice")
+    assert again.json() == first
+    pages = [s for s in seen if '"LabResult"' in s and "_ClassEpoch" not in s]
+    assert len(pages) == 1 and pages[0].startswith('SELECT "LabResult"."objectId" \nFROM'), seen
+
+
+@pytest.mark.parametrize("door", sorted(PAGES))
+async def test_a_page_sees_changes_and_new_rows_by_another_worker_at_once(
+    demo: Api, other_worker: AsyncEngine, backend: str, door: str
+) -> None:
+    ids = _page_ids(door, await _read_twice(demo, PAGES[door]))
+    assert len(ids) >= 2, ids
+    await run_sql(other_worker, 'UPDATE "LabResult" SET "notes" = :n WHERE "objectId" = :id', n="edited", id=ids[0])
+    body = (await demo.get(PAGES[door], "alice")).json()
+    if door == "native":
+        assert body["results"][0]["notes"] == "edited"
+    else:
+        assert {"text": "edited"} in body["entry"][0]["resource"]["note"]
+    # An INSERT does not move the counter; the page still shows the new row, first (newest).
+    await _read_twice(demo, PAGES[door])
+    await run_sql(
+        other_worker,
+        'INSERT INTO "LabResult" ("objectId", "patient", "status", "visibility", "testName", "publishedAt", '
+        '"effectiveAt", "createdAt", "updatedAt", "version", "ACL", "_rperm", "_wperm") '
+        'SELECT \'newresult1\', "patient", "status", "visibility", \'Inserted elsewhere\', :later, :later, '
+        '"createdAt", "updatedAt", 1, "ACL", "_rperm", "_wperm" FROM "LabResult" WHERE "objectId" = :id',
+        id=ids[0],
+        later="2999-01-01 00:00:00.000000" if backend == "sqlite" else datetime(2999, 1, 1, tzinfo=UTC),
+    )
+    after = _page_ids(door, (await demo.get(PAGES[door], "alice")).json())
+    assert after[0] == "newresult1" and after[1:] == ids[: len(after) - 1], (after, ids)
+    # A narrowed ACL drops the row from the page (the ids come from SQL under the policy).
+    await run_sql(other_worker, 'UPDATE "LabResult" SET "_rperm" = \'[]\' WHERE "objectId" = :id', id=ids[1])
+    assert ids[1] not in _page_ids(door, (await demo.get(PAGES[door], "alice")).json())
