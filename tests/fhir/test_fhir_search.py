@@ -152,17 +152,24 @@ async def test_observation_code_status_category_date(demo: Api) -> None:
     assert (await fget(demo, "/fhir/Observation", "smith", date="yesterday")).status_code == 400
 
 
+def _instant(value: str) -> datetime:
+    """Instants compare as times, not strings: a whole second is written without a fraction
+    (``...:20Z``), which sorts after ``...:20.004Z`` as text but is earlier."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 async def test_sort_by_date(demo: Api) -> None:
     bundle = await search(demo, "/fhir/Observation", "smith", _sort="-date", _count="1000")
     dates = [e["resource"].get("effectiveDateTime") for e in bundle["entry"]]
     present = [d for d in dates if d]
-    assert present == sorted(present, reverse=True) and dates[: len(present)] == present
+    assert present == sorted(present, key=_instant, reverse=True) and dates[: len(present)] == present
     bundle = await search(demo, "/fhir/Observation", "smith", _sort="date", _count="1000")
     present = [e["resource"]["effectiveDateTime"] for e in bundle["entry"] if "effectiveDateTime" in e["resource"]]
-    assert present == sorted(present)
+    assert present == sorted(present, key=_instant)
     bundle = await search(demo, "/fhir/Observation", "smith", _sort="_lastUpdated", _count="1000")
     stamps = [e["resource"]["meta"]["lastUpdated"] for e in bundle["entry"]]
-    assert stamps == sorted(stamps)
+    assert stamps == sorted(stamps, key=_instant)
+    assert _instant("2026-12-03T01:45:20Z") < _instant("2026-12-03T01:45:20.004000Z")  # the case that failed
     assert (await fget(demo, "/fhir/Observation", "smith", _sort="value")).status_code == 400
 
 
