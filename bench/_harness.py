@@ -35,13 +35,20 @@ def free_port() -> int:
 def live_server(database_url: str, **env: str) -> Iterator[str]:
     """One uvicorn worker serving the app on a free port; yields the base URL."""
     port = free_port()
-    environ = dict(os.environ, GATEWAY_DATABASE_URL=database_url, GATEWAY_MASTER_KEY=MASTER_KEY,
-                   GATEWAY_APP_ID=APP_ID, GATEWAY_HTTP_PORT=str(port), GATEWAY_MLLP_PORT="0",
-                   GATEWAY_LOG_LEVEL="WARNING")
+    environ = dict(
+        os.environ,
+        GATEWAY_DATABASE_URL=database_url,
+        GATEWAY_MASTER_KEY=MASTER_KEY,
+        GATEWAY_APP_ID=APP_ID,
+        GATEWAY_HTTP_PORT=str(port),
+        GATEWAY_MLLP_PORT="0",
+        GATEWAY_LOG_LEVEL="WARNING",
+    )
     environ.update(env)  # e.g. GATEWAY_MLLP_PORT for the HL7 bench
     exe = str(Path(sys.executable).parent / "portal-gateway")
-    proc = subprocess.Popen([exe, "serve"], env=environ, cwd=tempfile.gettempdir(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [exe, "serve"], env=environ, cwd=tempfile.gettempdir(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -60,8 +67,9 @@ def live_server(database_url: str, **env: str) -> Iterator[str]:
         proc.wait(10)
 
 
-def wrk(url: str, *, seconds: int, connections: int = 16, script: str | None = None,
-        headers: dict[str, str] | None = None) -> float:
+def wrk(
+    url: str, *, seconds: int, connections: int = 16, script: str | None = None, headers: dict[str, str] | None = None
+) -> float:
     """Requests/s reported by wrk (one thread: the other core is the server's)."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is required: apt-get install wrk")
@@ -74,7 +82,7 @@ def wrk(url: str, *, seconds: int, connections: int = 16, script: str | None = N
         os.write(fd, script.encode())
         os.close(fd)
         cmd += ["-s", script_path]
-    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
     if script_path:
         os.unlink(script_path)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)

@@ -28,12 +28,12 @@ from sqlalchemy import create_engine, insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._harness import APP_ID, interleaved, live_server, ratios, wrk  # noqa: E402
-from gateway.policy.acl import flatten  # noqa: E402
-from gateway.policy.rules import PatientLink, record_acl  # noqa: E402
-from gateway.store import models  # noqa: E402
-from gateway.store.ids import new_object_id  # noqa: E402
-from gateway.store.migrate import upgrade  # noqa: E402
+from bench._harness import APP_ID, interleaved, live_server, ratios, wrk
+from gateway.policy.acl import flatten
+from gateway.policy.rules import PatientLink, record_acl
+from gateway.store import models
+from gateway.store.ids import new_object_id
+from gateway.store.migrate import upgrade
 
 TOKEN = "r:bench0000000000000000000000000000"
 
@@ -50,28 +50,78 @@ def build(db_path: Path, patients: int, per_patient: int, first_patient: int | N
     rng = random.Random(7)
     user_id, role_id = new_object_id(), new_object_id()
     with engine.begin() as conn:
-        conn.execute(insert(models.User.__table__), {
-            "objectId": user_id, "username": "p0@example.org", "createdAt": now, "updatedAt": now,
-            "ACL": {}, "_rperm": [user_id], "_wperm": [user_id]})
-        conn.execute(insert(models.Role.__table__), {
-            "objectId": role_id, "name": "patient", "createdAt": now, "updatedAt": now, "ACL": {},
-            "_rperm": [], "_wperm": []})
+        conn.execute(
+            insert(models.User.__table__),
+            {
+                "objectId": user_id,
+                "username": "p0@example.org",
+                "createdAt": now,
+                "updatedAt": now,
+                "ACL": {},
+                "_rperm": [user_id],
+                "_wperm": [user_id],
+            },
+        )
+        conn.execute(
+            insert(models.Role.__table__),
+            {
+                "objectId": role_id,
+                "name": "patient",
+                "createdAt": now,
+                "updatedAt": now,
+                "ACL": {},
+                "_rperm": [],
+                "_wperm": [],
+            },
+        )
         conn.execute(insert(models.RoleUser.__table__), {"owningId": role_id, "relatedId": user_id})
-        conn.execute(insert(models.Session.__table__), {
-            "objectId": new_object_id(), "user": user_id, "createdAt": now, "updatedAt": now,
-            "expiresAt": now + timedelta(days=1), "restricted": False,
-            "_token_hash": hashlib.sha256(TOKEN.encode()).hexdigest(), "ACL": {}, "_rperm": [], "_wperm": []})
+        conn.execute(
+            insert(models.Session.__table__),
+            {
+                "objectId": new_object_id(),
+                "user": user_id,
+                "createdAt": now,
+                "updatedAt": now,
+                "expiresAt": now + timedelta(days=1),
+                "restricted": False,
+                "_token_hash": hashlib.sha256(TOKEN.encode()).hexdigest(),
+                "ACL": {},
+                "_rperm": [],
+                "_wperm": [],
+            },
+        )
         providers = [new_object_id() for _ in range(20)]
-        conn.execute(insert(models.ProviderProfile.__table__), [
-            {"objectId": p, "displayName": f"Dr {i}", "npi": f"10000000{i:02d}", "createdAt": now, "updatedAt": now,
-             "isActive": True, "version": 1, "ACL": {"*": {"read": True}}, "_rperm": ["*"], "_wperm": []}
-            for i, p in enumerate(providers)])
+        conn.execute(
+            insert(models.ProviderProfile.__table__),
+            [
+                {
+                    "objectId": p,
+                    "displayName": f"Dr {i}",
+                    "npi": f"10000000{i:02d}",
+                    "createdAt": now,
+                    "updatedAt": now,
+                    "isActive": True,
+                    "version": 1,
+                    "ACL": {"*": {"read": True}},
+                    "_rperm": ["*"],
+                    "_wperm": [],
+                }
+                for i, p in enumerate(providers)
+            ],
+        )
         patient_ids = [new_object_id() for _ in range(patients)]
         rows = []
         for i, pid in enumerate(patient_ids):
             link = PatientLink(pid, user_id if i == 0 else None)
-            row = {"objectId": pid, "medicalRecordNumber": f"MRN-{i:06d}", "user": link.patient_user_id,
-                   "createdAt": now, "updatedAt": now, "isActive": True, "version": 1}
+            row = {
+                "objectId": pid,
+                "medicalRecordNumber": f"MRN-{i:06d}",
+                "user": link.patient_user_id,
+                "createdAt": now,
+                "updatedAt": now,
+                "isActive": True,
+                "version": 1,
+            }
             acl = record_acl("PatientProfile", row, link)
             rows.append({**row, "ACL": acl, "_rperm": flatten(acl)[0], "_wperm": flatten(acl)[1]})
         conn.execute(insert(models.PatientProfile.__table__), rows)
@@ -81,11 +131,26 @@ def build(db_path: Path, patients: int, per_patient: int, first_patient: int | N
             batch = []
             for j in range(first_patient if i == 0 and first_patient is not None else per_patient):
                 ts = now - timedelta(hours=rng.randint(1, 24 * 365))
-                row = {"objectId": new_object_id(), "patient": pid, "orderedBy": rng.choice(providers),
-                       "orderId": f"O{i}-{j // 10}", "testCode": "2345-7", "codeSystem": "LN",
-                       "testName": "Glucose", "resultValue": str(rng.randint(60, 200)), "valueType": "NM",
-                       "units": "mg/dL", "referenceRange": "70-99", "status": "final", "effectiveAt": ts,
-                       "publishedAt": ts, "visibility": "shared", "createdAt": ts, "updatedAt": ts, "version": 1}
+                row = {
+                    "objectId": new_object_id(),
+                    "patient": pid,
+                    "orderedBy": rng.choice(providers),
+                    "orderId": f"O{i}-{j // 10}",
+                    "testCode": "2345-7",
+                    "codeSystem": "LN",
+                    "testName": "Glucose",
+                    "resultValue": str(rng.randint(60, 200)),
+                    "valueType": "NM",
+                    "units": "mg/dL",
+                    "referenceRange": "70-99",
+                    "status": "final",
+                    "effectiveAt": ts,
+                    "publishedAt": ts,
+                    "visibility": "shared",
+                    "createdAt": ts,
+                    "updatedAt": ts,
+                    "version": 1,
+                }
                 acl = record_acl("LabResult", row, link)
                 rperm, wperm = flatten(acl)
                 batch.append({**row, "ACL": acl, "_rperm": rperm, "_wperm": wperm})
@@ -135,7 +200,8 @@ def main() -> None:
     a = statistics.median(runs["a"])
     print(f"{args.rounds} interleaved rounds of {args.seconds} s; ratios are medians of per-round ratios (range)")
     print(f"(a) trivial JSON route            {a:9.1f} req/s")
-    for key, label, target in (("b", "GET LabResult by id (patient)", 0.40), ("c", "latest 20 + include orderedBy", 0.15)):
+    figures = (("b", "GET LabResult by id (patient)", 0.40), ("c", "latest 20 + include orderedBy", 0.15))
+    for key, label, target in figures:
         mid, low, high = ratios(runs[key], runs["a"])
         print(
             f"({key}) {label:29} {statistics.median(runs[key]):9.1f} req/s   {key}/a = {mid:.3f} "
