@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select
@@ -43,7 +43,7 @@ from gateway.store.classes import CLASSES
 from gateway.store.ids import derived_object_id
 from gateway.store.models import CareTeam, Version, table_of
 from gateway.store.objects import Record, get_record, insert_record, now, update_record
-from gateway.store.types import UTCDateTime
+from gateway.store.types import UTCDateTime, utc_iso
 from mappings.hl7v2 import ErrorCode, Hl7Error, PatientDraft, ProviderDraft, ResultDraft, to_json
 
 __all__ = ["Effects", "Unappliable", "apply_patient", "apply_results"]
@@ -105,9 +105,12 @@ class Effects:
     """Ordering providers this message added to the patient's care team."""
     audit: list[AuditEntry] = field(default_factory=list)
     """Entries the caller appends in one go after the effects (not part of ``as_dict``)."""
+    at: datetime = field(default_factory=now)
+    """The message's one instant: every row it creates or changes carries it as createdAt,
+    updatedAt and publishedAt (one transaction, one time; and one date text to bind)."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v and k != "audit"}
+        return {k: v for k, v in self.__dict__.items() if v and k not in ("audit", "at")}
 
 
 def _demographics(draft: PatientDraft) -> dict[str, Any]:
@@ -166,7 +169,7 @@ async def apply_patient(
     row, claim = await _find_patient(conn, draft.mrn, authority)
     demo = _demographics(draft)
     if row is None:
-        ts = now()
+        ts = effects.at
         oid = (
             derived_object_id("PatientProfile", authority, draft.mrn)
             if authority
@@ -195,7 +198,7 @@ async def apply_patient(
     effects.patient, effects.patient_change = link.patient_id, "unchanged"
     if changes:
         current = (await get_record(conn, _PATIENT, link.patient_id, keep_internal=True, for_update=True)) or current
-        changes["updatedAt"] = now()
+        changes["updatedAt"] = effects.at
         merged = {**current, **changes}
         changes.update(links.acl_columns("PatientProfile", merged, link))
         await update_record(conn, _PATIENT, current, changes, actor=principal.actor_name)
@@ -203,7 +206,7 @@ async def apply_patient(
     return link
 
 
-async def _provider(conn: AsyncConnection, draft: ProviderDraft, principal: Principal) -> str | None:
+async def _provider(conn: AsyncConnection, draft: ProviderDraft, principal: Principal, ts: datetime) -> str | None:
     """ProviderProfile by NPI, else by (assigning authority, XCN.1); created when new, never rewritten."""
     if draft.npi:
         oid = derived_object_id("ProviderProfile", "NPI", draft.npi)
@@ -216,7 +219,6 @@ async def _provider(conn: AsyncConnection, draft: ProviderDraft, principal: Prin
     row = (await conn.execute(stmt, {"key": key})).first()
     if row is not None:
         return str(row.objectId)
-    ts = now()
     values: dict[str, Any] = {
         "objectId": oid,
         "createdAt": ts,
@@ -297,7 +299,7 @@ async def apply_results(
     """One LabResult per natural key; corrections and later statuses are new versions of the same row."""
     by_source: dict[str, str] = {}
     for p in providers:
-        oid = await _provider(conn, p, principal)
+        oid = await _provider(conn, p, principal, effects.at)
         if oid is not None:
             by_source.setdefault(p.provider_id or p.npi or "", oid)
             if oid not in effects.providers:
@@ -364,7 +366,7 @@ async def _add_to_care_team(
         return
     team = [*current.get("careTeam", []), *added]
     record = await update_record(
-        conn, _PATIENT, current, {"updatedAt": now()}, actor=principal.actor_name, joins={"careTeam": team}
+        conn, _PATIENT, current, {"updatedAt": effects.at}, actor=principal.actor_name, joins={"careTeam": team}
     )
     await links.sync_care_team_role(conn, link.patient_id)
     effects.care_team.extend(added)
@@ -402,7 +404,7 @@ def _new_result(
     oid: str, values: dict[str, Any], link: PatientLink, message_id: str, effects: Effects, principal: Principal
 ) -> dict[str, Any]:
     """The full row of a new LabResult (version 1), inserted later with the others of the message."""
-    ts = now()
+    ts = effects.at
     published = values["status"] in PUBLISHED_STATUSES
     values.update(
         objectId=oid,
@@ -429,7 +431,7 @@ def _version_data(row: Mapping[str, Any]) -> dict[str, Any]:
     for k in _DATE_COLUMNS:
         v = data.get(k)
         if isinstance(v, datetime):
-            data[k] = v.astimezone(UTC).isoformat()
+            data[k] = utc_iso(v)
     return data
 
 
@@ -479,7 +481,7 @@ async def _update_result(
     # Every accepted change to a final/corrected/amended result is a new published version: the
     # patient sees it from now on, so it gets its own publishedAt and AuditLog entry (a second C too).
     republish = values["status"] in PUBLISHED_STATUSES
-    changes.update(updatedAt=now(), sourceMessageId=message_id)
+    changes.update(updatedAt=effects.at, sourceMessageId=message_id)
     if republish:
         changes["publishedAt"] = changes["updatedAt"]
     changes.update(links.acl_columns("LabResult", {**current, **changes}, link))

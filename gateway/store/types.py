@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timezone
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Dialect
@@ -28,13 +29,53 @@ def parse_sqlite_utc(value: Any) -> datetime | None:
         return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
+_SQLITE_TEXTS: dict[datetime, str] = {}
+_ISO_TEXTS: dict[datetime, str] = {}
+_TEXTS_MAX = 512
+
+
 def sqlite_utc_text(value: datetime) -> str:
     """What ``UTCDateTime`` stores on SQLite for ``value``, in one step: its bind processor
     chains this type's conversion to naive UTC and the dialect's formatting, two Python calls
-    per value, and a 12-result HL7 message binds about ninety datetimes."""
+    per value, and a 12-result HL7 message binds about ninety datetimes (remembered: see
+    ``_remembered``)."""
     if value.tzinfo is None:
         raise ValueError("naive datetime given to a UTC column")
+    return _remembered(_SQLITE_TEXTS, value, _sqlite_text)
+
+
+def utc_iso(value: datetime) -> str:
+    """``value.astimezone(UTC).isoformat()``, as version snapshots and Parse dates carry it
+    (remembered: see ``_remembered``)."""
+    return _remembered(_ISO_TEXTS, value, _iso_text)
+
+
+def _sqlite_text(value: datetime) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _iso_text(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def _remembered(memo: dict[datetime, str], value: datetime, convert: Callable[[datetime], str]) -> str:
+    """``convert(value)``, remembered by value for fixed-offset datetimes.
+
+    An HL7 message's ninety datetimes are a handful of instants (the message's time, each
+    OBX's observation time, the audit stamp) converted again and again. Two fixed-offset
+    datetimes are equal exactly when they are the same instant, whose UTC text is the same
+    whatever their offsets. Other values are converted every time: within a ``zoneinfo`` zone
+    two values an hour apart in a repeated hour compare equal (``fold`` is ignored there), and
+    a naive or subclassed value must not share an aware one's entry."""
+    if type(value) is not datetime or type(value.tzinfo) is not timezone:
+        return convert(value)
+    text = memo.get(value)
+    if text is None:
+        text = convert(value)
+        if len(memo) >= _TEXTS_MAX:
+            memo.clear()
+        memo[value] = text
+    return text
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -96,3 +96,20 @@ async def test_same_key_twice_in_one_message_is_one_row_with_two_versions(db: Da
 
         rows = (await conn.execute(select(table_of(LabResult)))).mappings().all()
     assert [(r["status"], r["resultValue"], r["version"]) for r in rows] == [("final", "141", 2)]
+
+
+async def test_a_message_stamps_every_row_it_writes_with_one_instant(db: Database) -> None:
+    """One message, one transaction, one time: its LabResults' createdAt, updatedAt and publishedAt
+    and their first versions' createdAt are the same instant (the audit stamp may follow it)."""
+    from gateway.store.models import LabResult, Version
+
+    results, versions = table_of(LabResult), table_of(Version)
+    reply = await Ingest(db).handle(wire(FIXTURES / "chem-panel-beaker.hl7"), Delivery("mllp"))
+    assert reply.code.value == "AA"
+    async with db.read() as conn:
+        rows = (await conn.execute(select(results.c.createdAt, results.c.updatedAt, results.c.publishedAt))).all()
+        stamps = (await conn.execute(select(versions.c.createdAt).where(versions.c.className == "LabResult"))).all()
+        patient = (await conn.execute(select(_patients.c.createdAt))).scalar_one()
+    assert len(rows) >= 10 and len(stamps) == len(rows)
+    instants = {v for r in rows for v in r} | {s.createdAt for s in stamps} | {patient}
+    assert len(instants) == 1, instants
