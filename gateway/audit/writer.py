@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -158,6 +160,33 @@ async def append_many(conn: AsyncConnection, entries: Sequence[AuditEntry]) -> l
     await conn.execute(_INSERT_ENTRIES, rows)
     await conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
     return [r["hash"] for r in rows]
+
+
+_collector: ContextVar[list[AuditEntry] | None] = ContextVar("audit_collector", default=None)
+
+
+@contextmanager
+def collected(into: list[AuditEntry]) -> Iterator[None]:
+    """Within this block ``append_later`` puts entries into ``into`` instead of appending them.
+
+    For a group commit (``hl7v2.committer``): the jobs of a group run in one transaction, so
+    their entries can be chained under one head lock with one INSERT and one head move at the
+    end of the group instead of once per job (on PostgreSQL each of those is a round trip).
+    Whoever collects must append them, in order, before that transaction commits."""
+    token = _collector.set(into)
+    try:
+        yield
+    finally:
+        _collector.reset(token)
+
+
+async def append_later(conn: AsyncConnection, entries: Sequence[AuditEntry]) -> None:
+    """``append_many`` now, or inside ``collected`` by its collector before the same commit."""
+    sink = _collector.get()
+    if sink is None:
+        await append_many(conn, entries)
+    else:
+        sink.extend(entries)
 
 
 def _clip(value: str | None, size: int) -> str | None:

@@ -19,6 +19,9 @@ Rules the tests rely on:
   makes that job try again in the re-run, up to ``attempts`` times, before it fails.
 * When BEGIN or COMMIT itself fails (database locked or gone), every job of the group
   gets that exception; nothing of the group is committed, so no sender is told AA.
+* AuditLog entries a job gives to ``audit.writer.append_later`` are chained at the end of
+  the group, in job order, under one head lock (one INSERT and one head move per group
+  instead of per message), before the COMMIT; a re-run collects them afresh.
 
 On SQLite a group runs on a synchronous connection (``engine.create_sync_writer``): the
 jobs are the same coroutines, driven to completion through ``_SyncConnection``, whose
@@ -47,6 +50,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import faults
+from gateway.audit.writer import AuditEntry, append_many, collected
 from gateway.errors import Conflict
 from gateway.faults import FaultPoint
 from gateway.store import leanwrite
@@ -250,13 +254,17 @@ class GroupCommitter:
                 return
             try:
                 conn = cast(AsyncConnection, _SyncConnection(sync_conn))
-                for entry in live:
-                    try:
-                        entry.result = _drive(entry.job(conn))  # type: ignore[arg-type]
-                    except _Suspended:
-                        raise
-                    except Exception as exc:
-                        raise _JobFailed(entry, exc) from exc
+                audit: list[AuditEntry] = []
+                with collected(audit):
+                    for entry in live:
+                        try:
+                            entry.result = _drive(entry.job(conn))  # type: ignore[arg-type]
+                        except _Suspended:
+                            raise
+                        except Exception as exc:
+                            raise _JobFailed(entry, exc) from exc
+                if audit:
+                    _drive(append_many(conn, audit))
                 faults.reached(FaultPoint.IN_TRANSACTION)
             except BaseException as failed:
                 sync_conn.rollback()
@@ -295,11 +303,15 @@ class GroupCommitter:
         while live:
             try:
                 async with self.db.write() as conn:
-                    for entry in live:
-                        try:
-                            entry.result = await entry.job(conn)
-                        except Exception as exc:
-                            raise _JobFailed(entry, exc) from exc
+                    audit: list[AuditEntry] = []
+                    with collected(audit):
+                        for entry in live:
+                            try:
+                                entry.result = await entry.job(conn)
+                            except Exception as exc:
+                                raise _JobFailed(entry, exc) from exc
+                    if audit:
+                        await append_many(conn, audit)
                     faults.reached(FaultPoint.IN_TRANSACTION)
             except _JobFailed as failed:
                 if self._give_up(failed):

@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import faults
-from gateway.audit.writer import AuditAction, AuditEntry, append_many
+from gateway.audit.writer import AuditAction, AuditEntry, append_later
 from gateway.faults import FaultPoint
 from gateway.hl7v2 import messagelog
 from gateway.hl7v2.apply import Effects, Unappliable, apply_patient, apply_results
@@ -444,7 +444,7 @@ class Ingest:
                             metadata={"controlId": h.control_id, "effects": effects.as_dict()},
                         )
                     )
-                    await append_many(conn, effects.audit)  # one head lock and one INSERT per message
+                    await append_later(conn, effects.audit)  # the group appends all its entries at once
             except Unappliable as exc:
                 code, reasons, effects = AckCode.AE, exc.errors + warnings, Effects()
             entry = self._entry(inbound, delivery, code, reasons, owns=True)

@@ -232,3 +232,46 @@ async def test_an_unappliable_message_inside_a_group_leaves_only_its_dead_letter
     assert orders == {"F-SHARED", "F-B1", "F-B2"}
     assert await _lab_results(db) == 6
     assert [(x["controlId"], x["outcome"]) for x in await dead_letters(db)] == [("GC-THIEF", "AE")]
+
+
+async def test_a_group_chains_its_audit_entries_once_in_message_order(db: Database, database_url: str) -> None:
+    """The entries of a group's messages are appended together at its end (one head lock, one
+    INSERT, one head move: one stamp), in submission order; an AE message in the group adds none."""
+    from gateway.audit.verify import verify_chain
+    from gateway.store.models import AuditLog
+
+    audit = table_of(AuditLog)
+    ingest = Ingest(db)
+    d = Delivery("mllp")
+    assert msa((await ingest.handle(oru("GC-AU-OWNER", "MRN-AU-OWNER", "AU-SHARED"), d)).ack)[1] == "AA"
+    async with db.read() as conn:
+        before = (await conn.execute(select(audit.c.seq).order_by(audit.c.seq.desc()).limit(1))).scalar_one()
+    groups = ingest.committer.groups
+    controls = ["GC-AU-1", "GC-AU-THIEF", "GC-AU-2", "GC-AU-3"]
+    replies = await asyncio.gather(
+        ingest.submit(oru(controls[0], "MRN-AU-1", "AU1"), d),
+        ingest.submit(oru(controls[1], "MRN-AU-THIEF", "AU-SHARED"), d),  # another patient's order: AE
+        ingest.submit(oru(controls[2], "MRN-AU-2", "AU2"), d),
+        ingest.submit(oru(controls[3], "MRN-AU-1", "AU3"), d),
+    )
+    assert [msa(r[0].ack)[1] for r in replies] == ["AA", "AE", "AA", "AA"]
+    assert ingest.committer.groups == groups + 1
+    async with db.read() as conn:
+        rows = (
+            await conn.execute(
+                select(audit.c.seq, audit.c.createdAt, audit.c.entityType, audit.c.metadata)
+                .where(audit.c.seq > before)
+                .order_by(audit.c.seq)
+            )
+        ).all()
+    assert len(rows) == 3 * 3, "two publishes and one Hl7Message entry for each applied message"
+    assert len({r.createdAt for r in rows}) == 1, "one append for the whole group"
+    assert [r.metadata["controlId"] for r in rows if r.entityType == "Hl7Message"] == [
+        controls[0],
+        controls[2],
+        controls[3],
+    ]
+    messages = [r.metadata["message"] for r in rows if r.entityType == "LabResult"]
+    assert len(messages) == 6 and all(m for m in messages)
+    assert [r.seq for r in rows] == list(range(before + 1, before + 10))
+    assert (await verify_chain(database_url)).ok
