@@ -275,3 +275,39 @@ async def test_a_group_chains_its_audit_entries_once_in_message_order(db: Databa
     assert len(messages) == 6 and all(m for m in messages)
     assert [r.seq for r in rows] == list(range(before + 1, before + 10))
     assert (await verify_chain(database_url)).ok
+
+
+async def test_a_writer_that_waits_inline_keeps_its_connection_and_lets_a_failed_one_go(db: Database) -> None:
+    """The writer process's committer (``wait_inline``) keeps its SQLite connection between groups
+    instead of checking it in and out of the pool; a COMMIT that fails closes it (the pool has one
+    connection: a kept broken one would block every later group) and the next group opens another."""
+    if db.dialect != "sqlite":
+        pytest.skip("the synchronous writer path is SQLite's")
+    from gateway.hl7v2.committer import GroupCommitter
+
+    committer = GroupCommitter(db, attempts=3, wait_inline=True)
+    ingest = Ingest(db, committer=committer)
+    d = Delivery("mllp")
+    try:
+        assert msa((await ingest.handle(oru("GC-IN-1", "MRN-IN", "IN1"), d)).ack)[1] == "AA"
+        held = committer._held
+        assert held is not None
+        driver = held.connection.driver_connection
+        assert msa((await ingest.handle(oru("GC-IN-2", "MRN-IN", "IN2"), d)).ack)[1] == "AA"
+        assert committer._held is held and held.connection.driver_connection is driver
+
+        def refused() -> None:
+            raise OSError("disk gone")
+
+        held.commit = refused  # type: ignore[method-assign]
+        failed = await ingest.handle(oru("GC-IN-3", "MRN-IN", "IN3"), d)
+        assert msa(failed.ack)[1] == "AE" and held.closed, "the failed connection is let go"
+        assert committer._held is not held  # the dead letter for GC-IN-3 went in on a new one
+        again = await asyncio.wait_for(ingest.handle(oru("GC-IN-4", "MRN-IN", "IN4"), d), 10)
+        assert msa(again.ack)[1] == "AA" and committer._held is not None and committer._held is not held
+        async with db.read() as conn:
+            orders = {r.orderId for r in await conn.execute(select(_results.c.orderId))}
+        assert orders == {"F-IN1", "F-IN2", "F-IN4"}
+    finally:
+        committer.dispose()
+    assert committer._held is None
