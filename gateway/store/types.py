@@ -45,7 +45,7 @@ def sqlite_utc_text(value: datetime) -> str:
 
 
 def utc_iso(value: datetime) -> str:
-    """``value.astimezone(UTC).isoformat()``, as version snapshots and Parse dates carry it
+    """``value.astimezone(UTC).isoformat()``, as ``_Version.data`` snapshots carry dates
     (remembered: see ``_remembered``)."""
     return _remembered(_ISO_TEXTS, value, _iso_text)
 
