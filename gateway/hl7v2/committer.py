@@ -40,7 +40,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, cast
@@ -72,6 +73,8 @@ class _Pending:
     job: Job
     future: asyncio.Future[Any]
     failures: int = 0
+    savepoints: bool = False
+    """Run with real savepoints: an earlier run failed inside one (see ``_Optimistic``)."""
     result: Any = None
     error: BaseException | None = field(default=None)
 
@@ -97,6 +100,31 @@ def _drive(coro: Coroutine[Any, Any, Any]) -> Any:
         return stop.value
     coro.close()
     raise _Suspended()
+
+
+class _NeedsSavepoint(Exception):
+    """A job failed inside ``begin_nested`` while its savepoints were skipped: the group is rolled
+    back and run again, that job with real savepoints (``_Optimistic``)."""
+
+
+class _Optimistic:
+    """``begin_nested`` without the SAVEPOINT, for a job on its first run.
+
+    The HL7 write path opens a savepoint around each message's effects (and the store one around
+    each row it changes) so that a message that cannot be applied leaves nothing behind. That is
+    two statements per savepoint, each a round trip on PostgreSQL, in every message, for a
+    failure that is rare. So a job first runs without them; if anything is raised inside such a
+    block the group is rolled back and re-run, and this job then takes its savepoints for real
+    and ends exactly as it would have with them (for example answered AE, its effects undone)."""
+
+    async def __aenter__(self) -> _Optimistic:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is not None and isinstance(exc, Exception) and not isinstance(exc, _NeedsSavepoint):
+            raise _NeedsSavepoint() from exc
 
 
 class _SyncNested:
@@ -130,6 +158,8 @@ class _SyncConnection:
         assert isinstance(driver, sqlite3.Connection)
         self._driver = driver
         self._savepoints = 0
+        self.savepoints = False
+        """Whether ``begin_nested`` takes a real savepoint (for the job now running; see ``_Optimistic``)."""
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
         lean = leanwrite.run(self._driver, statement, parameters, self.dialect)
@@ -141,9 +171,54 @@ class _SyncConnection:
     async def exec_driver_sql(self, statement: str, parameters: Any = None) -> Any:
         return self._conn.exec_driver_sql(statement, parameters)
 
-    def begin_nested(self) -> _SyncNested:
+    def begin_nested(self) -> _SyncNested | _Optimistic:
+        if not self.savepoints:
+            return _Optimistic()
         self._savepoints += 1
         return _SyncNested(self._driver, f"hl7_sp_{self._savepoints}")
+
+
+class _PgConnection:
+    """The part of ``AsyncConnection`` the HL7 write path uses, on PostgreSQL: the statements
+    ``store.leanwrite`` covers go straight to the transaction's asyncpg connection
+    (``leanwrite.run_asyncpg``), the others through SQLAlchemy on the same connection.
+
+    The first statement of the transaction always goes through SQLAlchemy: its asyncpg adapter
+    opens the transaction lazily, with that statement, and what runs on the driver directly
+    must run inside it."""
+
+    def __init__(self, conn: AsyncConnection, driver: Any) -> None:
+        self._conn = conn
+        self._driver = driver
+        self._begun = False
+        self.dialect = conn.dialect
+        self.savepoints = False
+        """As ``_SyncConnection.savepoints``."""
+
+    @classmethod
+    async def over(cls, conn: AsyncConnection) -> _PgConnection:
+        return cls(conn, (await conn.get_raw_connection()).driver_connection)
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        if self._begun:
+            lean = await leanwrite.run_asyncpg(self._driver, statement, parameters, self.dialect)
+            if lean is not None:
+                return lean
+        self._begun = True
+        return await self._conn.execute(statement, parameters)
+
+    async def scalar(self, statement: Any, parameters: Any = None) -> Any:
+        return (await self.execute(statement, parameters)).scalar()
+
+    async def exec_driver_sql(self, statement: str, parameters: Any = None) -> Any:
+        self._begun = True
+        return await self._conn.exec_driver_sql(statement, parameters)
+
+    def begin_nested(self) -> Any:
+        if not self.savepoints:
+            return _Optimistic()
+        self._begun = True
+        return self._conn.begin_nested()
 
 
 class GroupCommitter:
@@ -160,6 +235,10 @@ class GroupCommitter:
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self._sync: Engine | None = create_sync_writer(db.url) if db.dialect == "sqlite" else None
+        self._pg = db.dialect == "postgresql"
+        self._held_async: AsyncConnection | None = None
+        """With ``wait_inline`` on the async path (PostgreSQL), the connection kept between groups: a
+        checkout from the pool pings the server first (``pool_pre_ping``), three round trips."""
         self._held: Connection | None = None
         """With ``wait_inline``, the writer's connection between groups: checking it out of the pool
         and back in (a reset each time) cost as much as a group's BEGIN and COMMIT statements."""
@@ -191,6 +270,30 @@ class GroupCommitter:
                         entry.future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
                 if not isinstance(exc, Exception):
                     raise
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        """``db.write()``; with ``wait_inline``, on a connection kept from one group to the next (any
+        failure closes it: the next group checks out a fresh one)."""
+        if not self.wait_inline:
+            async with self.db.write() as conn:
+                yield conn
+            return
+        conn, self._held_async = self._held_async or await self.db.engine.connect(), None
+        try:
+            async with conn.begin():
+                yield conn
+        except BaseException:
+            await conn.close()
+            raise
+        self._held_async = conn
+
+    async def aclose(self) -> None:
+        """``dispose``, closing the kept async connection first."""
+        held, self._held_async = self._held_async, None
+        if held is not None:
+            await held.close()
+        self.dispose()
 
     def dispose(self) -> None:
         if self._held is not None:
@@ -259,10 +362,12 @@ class GroupCommitter:
                     _resolve(entry.future, None, exc)
                 return
             try:
-                conn = cast(AsyncConnection, _SyncConnection(sync_conn))
+                sync = _SyncConnection(sync_conn)
+                conn = cast(AsyncConnection, sync)
                 audit: list[AuditEntry] = []
                 with collected(audit):
                     for entry in live:
+                        sync.savepoints = entry.savepoints
                         try:
                             entry.result = _drive(entry.job(conn))  # type: ignore[arg-type]
                         except _Suspended:
@@ -304,6 +409,9 @@ class GroupCommitter:
 
     def _give_up(self, failed: _JobFailed) -> bool:
         entry = failed.entry
+        if isinstance(failed.error, _NeedsSavepoint) and not entry.savepoints:
+            entry.savepoints = True  # not a failure: the next run takes its savepoints
+            return False
         entry.failures += 1
         retry = isinstance(failed.error, RetryableFailure) and entry.failures < self.attempts
         log.debug("hl7v2: group rolled back (%s); re-running", type(failed.error).__name__)
@@ -313,16 +421,21 @@ class GroupCommitter:
         live = list(group)
         while live:
             try:
-                async with self.db.write() as conn:
+                async with self._transaction() as conn:
+                    lean = await _PgConnection.over(conn) if self._pg else None
                     audit: list[AuditEntry] = []
                     with collected(audit):
                         for entry in live:
                             try:
-                                entry.result = await entry.job(conn)
+                                if lean is None:
+                                    entry.result = await entry.job(conn)
+                                else:
+                                    lean.savepoints = entry.savepoints
+                                    entry.result = await entry.job(cast(AsyncConnection, lean))
                             except Exception as exc:
                                 raise _JobFailed(entry, exc) from exc
                     if audit:
-                        await append_many(conn, audit)
+                        await append_many(conn if lean is None else cast(AsyncConnection, lean), audit)
                     faults.reached(FaultPoint.IN_TRANSACTION)
             except _JobFailed as failed:
                 if self._give_up(failed):

@@ -335,7 +335,7 @@ async def _serve(sock: socket.socket, database_url: str) -> None:
         if in_flight:  # the serve process is stopping: answer what was taken (it waits for it)
             await asyncio.wait(set(in_flight))
     finally:
-        ingest.committer.dispose()
+        await ingest.committer.aclose()
         await db.dispose()
         if channel.transport is not None:
             channel.transport.close()

@@ -1,0 +1,169 @@
+"""leanwrite's asyncpg runner must store and return exactly what SQLAlchemy's ``execute`` does on
+PostgreSQL (the HL7 group commit sends its statements through it; ``committer._PgConnection``).
+
+Differential, as tests/unit/test_leanwrite.py is for SQLite: each write runs once through
+``run_asyncpg`` on the transaction's own asyncpg connection and once through
+``AsyncConnection.execute`` on twin rows; the stored rows (as PostgreSQL renders them to JSON,
+so no decoding layer can hide a difference) must be equal, SELECTs and UPDATEs must give the
+same rows and counts, and a constraint violation must come out as SQLAlchemy's IntegrityError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.errors import Conflict
+from gateway.store import leanwrite
+from gateway.store.classes import CLASSES
+from gateway.store.database import Database
+from gateway.store.models import AuditLog, Version, table_of
+
+LABS = CLASSES["LabResult"].table
+VERSIONS = table_of(Version)
+AUDIT = table_of(AuditLog)
+
+
+@pytest.fixture
+async def conn(database_url: str) -> AsyncIterator[AsyncConnection]:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the asyncpg runner is PostgreSQL's")
+    db = Database(database_url)
+    now = datetime.now(UTC)
+    try:
+        async with db.engine.connect() as connection, connection.begin():
+            # through SQLAlchemy first: its adapter opens the transaction the driver calls then join
+            await connection.execute(
+                insert(CLASSES["PatientProfile"].table),
+                {
+                    "objectId": "P1",
+                    "medicalRecordNumber": "MRN-1",
+                    "createdAt": now,
+                    "updatedAt": now,
+                    "ACL": {},
+                    "_rperm": [],
+                    "_wperm": [],
+                },
+            )
+            yield connection
+    finally:
+        await db.dispose()
+
+
+async def _driver(conn: AsyncConnection) -> Any:
+    return (await conn.get_raw_connection()).driver_connection
+
+
+async def _stored(conn: AsyncConnection, table: str, key: str, value: Any) -> dict[str, Any]:
+    """The row as PostgreSQL renders it to JSON, without its key column."""
+    driver = await _driver(conn)
+    text = await driver.fetchval(f'SELECT row_to_json(t)::text FROM "{table}" t WHERE "{key}" = $1', value)
+    assert text is not None
+    import json
+
+    row = json.loads(text)
+    row.pop(key)
+    return dict(row)
+
+
+def _lab(oid: str, when: datetime, **extra: Any) -> dict[str, Any]:
+    return {
+        "objectId": oid,
+        "createdAt": when,
+        "updatedAt": when,
+        "patient": "P1",
+        "orderId": "O-1",
+        "testCode": "2345-7",
+        "resultValue": "104",
+        "effectiveAt": when.astimezone(timezone(timedelta(hours=-5))) - timedelta(hours=1),
+        "publishedAt": None,
+        "resultData": {"units": "mg/dL", "flags": ["H"], "nested": {"n": 1.5}, "text": "é\\u0000x"},
+        "ACL": {"role:careTeam_P1": {"read": True}},
+        "_rperm": ["role:careTeam_P1"],
+        "_wperm": [],
+        **extra,
+    }
+
+
+async def test_inserts_store_what_sqlalchemy_stores(conn: AsyncConnection) -> None:
+    driver, dialect = await _driver(conn), conn.dialect
+    when = datetime(2026, 3, 1, 10, 15, 0, 120000, tzinfo=UTC)
+    lean = [_lab(f"lean{i:06d}", when + timedelta(seconds=i)) for i in range(3)]
+    twin = [_lab(f"twin{i:06d}", when + timedelta(seconds=i)) for i in range(3)]
+    result = await leanwrite.run_asyncpg(driver, insert(LABS), lean, dialect)
+    assert result is not None and result.rowcount == 3
+    await conn.execute(insert(LABS), twin)
+    single = await leanwrite.run_asyncpg(driver, insert(LABS), _lab("leanone001", when), dialect)
+    assert single is not None and single.rowcount == 1
+    await conn.execute(insert(LABS), _lab("twinone001", when))
+    for a, b in [*zip(lean, twin, strict=True), (_lab("leanone001", when), _lab("twinone001", when))]:
+        stored = await _stored(conn, "LabResult", "objectId", a["objectId"])
+        assert stored == await _stored(conn, "LabResult", "objectId", b["objectId"])
+        assert (stored["status"], stored["visibility"], stored["version"]) == ("preliminary", "shared", 1)
+
+    def version(oid: str) -> dict[str, Any]:
+        return {"className": "LabResult", "objectId": oid, "version": 1, "data": {"a": [1, "b"]}, "createdAt": when}
+
+    assert await leanwrite.run_asyncpg(driver, insert(VERSIONS), [version("v1")], dialect) is not None
+    await conn.execute(insert(VERSIONS), [version("v2")])
+    lean_v = await _stored(conn, "_Version", "objectId", "v1")
+    twin_v = await _stored(conn, "_Version", "objectId", "v2")
+    lean_v.pop("id"), twin_v.pop("id")
+    assert lean_v == twin_v and lean_v["deleted"] is False
+
+
+async def test_select_and_update_match_execute(conn: AsyncConnection) -> None:
+    driver, dialect = await _driver(conn), conn.dialect
+    when = datetime(2026, 3, 1, 10, 15, tzinfo=UTC)
+    await conn.execute(insert(LABS), [_lab(f"sel{i:07d}", when + timedelta(minutes=i)) for i in range(4)])
+    by_ids = select(LABS).where(LABS.c.objectId.in_(bindparam("ids", expanding=True)))
+    for ids in (["sel0000000", "sel0000002"], ["sel0000001"], ["nothing"]):
+        lean = await leanwrite.run_asyncpg(driver, by_ids, {"ids": ids}, dialect)
+        assert lean is not None
+        expected = [dict(r) for r in (await conn.execute(by_ids, {"ids": ids})).mappings()]
+        assert sorted(lean.mappings().all(), key=lambda r: r["objectId"]) == sorted(
+            expected, key=lambda r: r["objectId"]
+        )
+    locked = await leanwrite.run_asyncpg(driver, by_ids.with_for_update(), {"ids": ["sel0000003"]}, dialect)
+    assert locked is not None and locked.mappings().first()["effectiveAt"] == when + timedelta(minutes=3, hours=-1)  # type: ignore[index]
+    embedded = select(LABS.c.objectId).where(LABS.c.objectId == "sel0000003")
+    assert (await leanwrite.run_asyncpg(driver, embedded, None, dialect)).scalar() == "sel0000003"  # type: ignore[union-attr]
+
+    change = update(LABS).where(LABS.c.orderId == "O-1").values(status="final", updatedAt=when + timedelta(days=1))
+    result = await leanwrite.run_asyncpg(driver, change, None, dialect)
+    assert result is not None and result.rowcount == 4
+    stored = await _stored(conn, "LabResult", "objectId", "sel0000001")
+    await conn.execute(update(LABS).where(LABS.c.objectId == "sel0000001").values(updatedAt=when + timedelta(days=1)))
+    assert await _stored(conn, "LabResult", "objectId", "sel0000001") == stored
+    none = update(LABS).where(LABS.c.objectId == "nothing").values(status="final")
+    assert (await leanwrite.run_asyncpg(driver, none, None, dialect)).rowcount == 0  # type: ignore[union-attr]
+
+
+async def test_a_constraint_violation_is_sqlalchemys_integrity_error(conn: AsyncConnection) -> None:
+    """The committer retries IntegrityError and the store turns a unique violation into Conflict."""
+    from gateway.store.objects import _integrity_error
+
+    driver, dialect = await _driver(conn), conn.dialect
+    when = datetime.now(UTC)
+    assert await leanwrite.run_asyncpg(driver, insert(LABS), [_lab("dup0000001", when)], dialect) is not None
+    with pytest.raises(IntegrityError) as raised:
+        async with conn.begin_nested():  # as the store's writes do: the savepoint takes the failure back
+            await leanwrite.run_asyncpg(driver, insert(LABS), [_lab("dup0000001", when)], dialect)
+    assert isinstance(_integrity_error(raised.value), Conflict)
+    assert await driver.fetchval('SELECT count(*) FROM "LabResult"') == 1  # the transaction goes on
+
+
+async def test_shapes_it_does_not_cover_fall_back_without_running(conn: AsyncConnection) -> None:
+    driver, dialect = await _driver(conn), conn.dialect
+    when = datetime.now(UTC)
+    returning = insert(LABS).returning(LABS.c.objectId)
+    assert await leanwrite.run_asyncpg(driver, returning, [_lab("ret0000001", when)], dialect) is None
+    ragged = [_lab("rag0000001", when), {**_lab("rag0000002", when), "notes": "x"}]
+    assert await leanwrite.run_asyncpg(driver, insert(LABS), ragged, dialect) is None
+    assert await driver.fetchval('SELECT count(*) FROM "LabResult"') == 0
