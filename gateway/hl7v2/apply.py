@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.audit.writer import AuditAction, AuditEntry
@@ -40,13 +40,21 @@ from gateway.policy.principal import Principal
 from gateway.policy.rules import PUBLISHED_STATUSES, PatientLink
 from gateway.records import links
 from gateway.store.classes import CLASSES
-from gateway.store.ids import derived_object_id
+from gateway.store.ids import OBJECT_ID_LENGTH, clustered_object_id, derived_object_id
 from gateway.store.models import CareTeam, Version, table_of
 from gateway.store.objects import Record, get_record, insert_record, now, update_record
 from gateway.store.types import UTCDateTime, utc_iso
 from mappings.hl7v2 import ErrorCode, Hl7Error, PatientDraft, ProviderDraft, ResultDraft, to_json
 
-__all__ = ["Effects", "Unappliable", "apply_patient", "apply_results"]
+__all__ = [
+    "Effects",
+    "Unappliable",
+    "apply_patient",
+    "apply_results",
+    "has_legacy_result_ids",
+    "legacy_result_id",
+    "result_id",
+]
 
 _PATIENT = CLASSES["PatientProfile"]
 _PROVIDER = CLASSES["ProviderProfile"]
@@ -67,6 +75,32 @@ _RESULT_COLUMNS = frozenset(_RESULT.table.c.keys())
 _PRIVATE_COLUMNS = frozenset(k for k in _RESULT_COLUMNS if k.startswith("_"))
 _DATE_COLUMNS = tuple(c.key for c in _RESULT.table.c if isinstance(c.type, UTCDateTime))
 _INSERT_VERSIONS = insert(_VERSIONS)
+
+_LEGACY_ROWS = (
+    select(_RESULT.pk)
+    .where((func.length(_RESULT.pk) == OBJECT_ID_LENGTH) & _RESULT.table.c.sourceMessageId.is_not(None))
+    .limit(1)
+)
+
+
+def result_id(sender: str, draft: ResultDraft) -> str:
+    """The LabResult an OBX maps to: derived from (sender, natural key), clustered by its order so
+    that a message's results share index pages (``ids.clustered_object_id``)."""
+    return clustered_object_id(("LabResult", sender, draft.order_id), str(draft.key_id))
+
+
+def legacy_result_id(sender: str, draft: ResultDraft) -> str:
+    """The id the feed gave the same result before ids were clustered (10 characters): a result
+    stored then keeps its id, and a later message for it (a correction) must still find it."""
+    return derived_object_id("LabResult", sender, str(draft.key_id))
+
+
+async def has_legacy_result_ids(conn: AsyncConnection) -> bool:
+    """Whether the store holds feed results under ``legacy_result_id``s (written before clustered
+    ids; nothing writes them now, so the answer can be kept for the life of a process). When it
+    does not, which is every store created since, results are looked up under one id only."""
+    return (await conn.execute(_LEGACY_ROWS)).first() is not None
+
 
 _LIMITS = {
     "orderId": 128,
@@ -295,8 +329,12 @@ async def apply_results(
     sender: str,
     message_id: str,
     effects: Effects,
+    legacy_ids: bool = False,
 ) -> None:
-    """One LabResult per natural key; corrections and later statuses are new versions of the same row."""
+    """One LabResult per natural key; corrections and later statuses are new versions of the same row.
+
+    ``legacy_ids``: also look for each result under ``legacy_result_id`` (``has_legacy_result_ids``)
+    and keep updating a row found there under its own id."""
     by_source: dict[str, str] = {}
     for p in providers:
         oid = await _provider(conn, p, principal, effects.at)
@@ -310,15 +348,22 @@ async def apply_results(
         provider = by_source.get(draft.ordering_provider or "") if draft.ordering_provider else None
         values = _values(draft, provider)
         _check(draft, values)
-        planned.append((derived_object_id("LabResult", sender, str(draft.key_id)), draft, values))
+        planned.append((result_id(sender, draft), draft, values))
         if provider is not None and provider not in ordering:
             ordering.append(provider)
     await _add_to_care_team(conn, link, ordering, principal, effects)
     # One read for every row the message touches (not one per OBX); later OBX with the same key see
     # the row as the earlier one left it.
     stmt = _RESULTS_LOCKED if conn.dialect.name == "postgresql" else _RESULTS
-    rows = (await conn.execute(stmt, {"ids": [oid for oid, _, _ in planned]})).mappings().all()
+    ids = [oid for oid, _, _ in planned]
+    legacy = [legacy_result_id(sender, draft) for _, draft, _ in planned] if legacy_ids else []
+    rows = (await conn.execute(stmt, {"ids": ids + legacy})).mappings().all()
     current_of: dict[str, Record] = {str(r["objectId"]): dict(r) for r in rows}
+    if legacy:
+        planned = [
+            (old if oid not in current_of and old in current_of else oid, draft, values)
+            for (oid, draft, values), old in zip(planned, legacy, strict=True)
+        ]
     fresh: dict[str, dict[str, Any]] = {}  # new rows not inserted yet, by objectId
     for oid, draft, values in planned:
         current = current_of.get(oid)

@@ -39,7 +39,7 @@ from gateway import faults
 from gateway.audit.writer import AuditAction, AuditEntry, append_later
 from gateway.faults import FaultPoint
 from gateway.hl7v2 import messagelog
-from gateway.hl7v2.apply import Effects, Unappliable, apply_patient, apply_results
+from gateway.hl7v2.apply import Effects, Unappliable, apply_patient, apply_results, has_legacy_result_ids
 from gateway.hl7v2.committer import GroupCommitter, Job, RetryableFailure
 from gateway.hl7v2.writer_process import WriterLost, WriterProcess
 from gateway.policy.principal import RequestInfo, system
@@ -179,6 +179,9 @@ class Ingest:
         self.committer = committer or GroupCommitter(db, attempts=ATTEMPTS)
         self.writer = writer
         """Where the writes go when it is running (``serve`` forks a writer process); else ``committer``."""
+        self._legacy_ids: bool | None = None
+        """Whether results may be stored under their pre-clustering ids (``apply.has_legacy_result_ids``),
+        asked once, in the first message's transaction."""
 
     def store(self, work: Work) -> asyncio.Future[Reply]:
         """Queue ``work`` (call order is commit order); resolves after the commit that holds it."""
@@ -460,6 +463,8 @@ class Ingest:
             raise Unappliable([Hl7Error(ErrorCode.REQUIRED_FIELD_MISSING, "PID", 1, 3, "no patient identifier")])
         link = await apply_patient(conn, mapped.patient, principal, effects)
         if hasattr(mapped, "results"):
+            if self._legacy_ids is None:
+                self._legacy_ids = await has_legacy_result_ids(conn)
             await apply_results(
                 conn,
                 mapped.results,
@@ -469,6 +474,7 @@ class Ingest:
                 sender=mapped.header.sending_facility,
                 message_id=message_id,
                 effects=effects,
+                legacy_ids=self._legacy_ids,
             )
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select, text
 
+from gateway.hl7v2.apply import result_id
 from gateway.hl7v2.framing import END, START
 from gateway.store.database import Database
-from gateway.store.ids import derived_object_id
 from gateway.store.models import Hl7Message, table_of
 from mappings.hl7v2 import parse_oru
 
@@ -29,7 +29,7 @@ def wire(path: Path) -> bytes:
 def result_ids(raw: bytes) -> list[str]:
     """The LabResult objectIds a message's OBX map to (what the ingest derives from the natural key)."""
     oru = parse_oru(raw)
-    return [derived_object_id("LabResult", oru.header.sending_facility, str(r.key_id)) for r in oru.results]
+    return [result_id(oru.header.sending_facility, r) for r in oru.results]
 
 
 async def counts(db: Database) -> dict[str, int]:

@@ -157,3 +157,42 @@ async def test_feed_created_patient_gets_its_ordering_provider(db: Database) -> 
     async with db.read() as conn:
         none = (await conn.execute(select(_care.c.relatedId).where(_care.c.owningId == other["objectId"]))).all()
     assert none == [], "no ordering provider, no care team change"
+
+
+async def test_a_message_s_results_share_an_id_prefix(db: Database) -> None:
+    """A message's results are clustered by their order (their index entries share pages); two
+    orders get two prefixes."""
+    from tests.hl7v2.support import FIXTURES, wire
+
+    ids = result_ids(wire(FIXTURES / "chem-panel-beaker.hl7"))
+    assert len(ids) >= 10 and len({i[:5] for i in ids}) == 1 and len(set(ids)) == len(ids)
+    other = result_ids(oru("ID-PREFIX", "MRN-PREFIX^^^IDLAB^MR", order="ID-2"))
+    assert other[0][:5] != ids[0][:5]
+
+
+async def test_a_result_stored_under_its_pre_clustering_id_is_still_corrected(db: Database) -> None:
+    """Results the feed stored before clustered ids keep their 10-character ids: a later message for
+    one of them (here a correction) versions that row instead of creating a second result."""
+    from sqlalchemy import update
+
+    from gateway.hl7v2.apply import has_legacy_result_ids, legacy_result_id
+    from gateway.store.models import LabResult, Version
+    from mappings.hl7v2 import parse_oru
+
+    results, versions = table_of(LabResult), table_of(Version)
+    first = oru("ID-LEGACY-1", "MRN-LEGACY^^^IDLAB^MR", order="LEG-1")
+    assert msa(await _send(Ingest(db), first))[1] == "AA"
+    async with db.read() as conn:
+        assert not await has_legacy_result_ids(conn)
+    [new_id] = result_ids(first)
+    parsed = parse_oru(first)
+    old_id = legacy_result_id(parsed.header.sending_facility, parsed.results[0])
+    async with db.write() as conn:  # as a store written before the change holds it
+        await conn.execute(update(results).where(results.c.objectId == new_id).values(objectId=old_id))
+        await conn.execute(update(versions).where(versions.c.objectId == new_id).values(objectId=old_id))
+        assert await has_legacy_result_ids(conn)
+    corrected = first.replace(b"ID-LEGACY-1", b"ID-LEGACY-2").replace(b"||101|", b"||111|").replace(b"|F|||", b"|C|||")
+    assert msa(await _send(Ingest(db), corrected))[1] == "AA"  # a new process: asks the store afresh
+    async with db.read() as conn:
+        rows = (await conn.execute(select(results.c.objectId, results.c.resultValue, results.c.version))).all()
+    assert [tuple(r) for r in rows] == [(old_id, "111", 2)]

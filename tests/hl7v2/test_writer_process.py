@@ -102,10 +102,11 @@ async def test_serve_writes_in_a_child_that_dies_with_it(database_url: str, tmp_
             [writer] = _children(proc.pid)
             before = _cpu_seconds(writer)
             codes: dict[str, str] = {}
-            controls = [f"WP-{n}" for n in range(60)]
+            controls = [f"WP-{n}" for n in range(150)]
             await asyncio.gather(*(_send_all(port, controls[i::3], codes) for i in range(3)))
-            assert set(codes.values()) == {"AA"} and len(codes) == 60
-            assert _cpu_seconds(writer) - before >= 0.05, "the writer process did the storing"
+            assert set(codes.values()) == {"AA"} and len(codes) == 150
+            # about half a millisecond of the writer's CPU a message here; the clock ticks every 10 ms
+            assert _cpu_seconds(writer) - before >= 0.03, "the writer process did the storing"
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(10)
             assert _wait_gone(writer, 10), "the writer died with serve"

@@ -9,8 +9,11 @@ from collections import Counter
 import pytest
 
 from gateway.store.ids import (
+    CLUSTERED_ID_LENGTH,
     OBJECT_ID_LENGTH,
     SEQUENTIAL_ID_LENGTH,
+    clustered_object_id,
+    derived_object_id,
     is_valid_object_id,
     new_object_id,
     sequential_object_id,
@@ -45,3 +48,20 @@ def test_sequential_ids_sort_as_their_numbers_and_never_look_random() -> None:
     for bad in (-1, 36**11):
         with pytest.raises(ValueError):
             sequential_object_id(bad)
+
+
+def test_clustered_ids_share_their_cluster_prefix_and_stay_distinct() -> None:
+    """A cluster's rows share their first five characters (so they sit together in an index), ids
+    are deterministic, distinct across 200 clusters of 60 keys, and never the length of a random
+    or derived id (so the feed's pre-clustering rows are told apart by length alone)."""
+    clusters = [("LabResult", "LAB A", f"ORDER-{n}") for n in range(200)]
+    ids = {c: [clustered_object_id(c, f"key-{k}") for k in range(60)] for c in clusters}
+    flat = [i for group in ids.values() for i in group]
+    assert len(set(flat)) == len(flat)
+    assert all(len(i) == CLUSTERED_ID_LENGTH != OBJECT_ID_LENGTH and is_valid_object_id(i) for i in flat)
+    assert all(len({i[:5] for i in group}) == 1 for group in ids.values())
+    assert len({group[0][:5] for group in ids.values()}) == len(clusters)
+    assert clustered_object_id(clusters[0], "key-0") == ids[clusters[0]][0]
+    # the key half depends on the cluster too: the same key in two orders is two results
+    assert clustered_object_id(clusters[0], "k")[5:] != clustered_object_id(clusters[1], "k")[5:]
+    assert len(derived_object_id("LabResult", "LAB A", "key-0")) == OBJECT_ID_LENGTH
