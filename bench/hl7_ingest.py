@@ -25,8 +25,9 @@ a few hundred of these messages, recorded and replayed on the bare ``sqlite3`` d
 Python around them (prepared, ``executemany`` as the store issues them, ``synchronous=FULL``),
 committing after every message and after every 8. That is SQLite's own work for the rows a
 message writes (12 LabResults, their first versions, 13 AuditLog entries, the message log
-row, the lookups). One sender waits for each ACK, so its messages are parsed, stored and
-committed one after another: on 1 connection b/a cannot exceed a / (a + that work) however lean
+row, the lookups); for PostgreSQL the same is replayed on a bare asyncpg connection (its own
+work plus a round trip a statement). One sender waits for each ACK, so its messages are parsed,
+stored and committed one after another: on 1 connection b/a cannot exceed a / (a + that work) however lean
 the Python becomes, writer process or not. With several connections the writer process stores
 one group while the serve process parses the next messages, so there the bound printed is that
 of ``GATEWAY_HL7_WRITER=inline``; the writer process's own bound is its work per message
@@ -271,6 +272,131 @@ def sqlite_floor(messages: int, groups: tuple[int, ...], patients: int) -> dict[
     return out
 
 
+class _PgRecorder:
+    """Stands in for the asyncpg connection ``leanwrite.run_asyncpg`` runs on, noting each call."""
+
+    def __init__(self, driver: Any, sink: list[tuple[str, str, Any]]) -> None:
+        self._driver, self._sink = driver, sink
+
+    async def execute(self, sql: str, *args: Any) -> Any:
+        self._sink.append(("fetch", sql, list(args)))
+        return await self._driver.execute(sql, *args)
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        self._sink.append(("fetch", sql, list(args)))
+        return await self._driver.fetch(sql, *args)
+
+    async def executemany(self, sql: str, rows: Any) -> Any:
+        rows = [list(r) for r in rows]
+        self._sink.append(("executemany", sql, rows))
+        return await self._driver.executemany(sql, rows)
+
+
+def postgres_floor(admin_url: str, messages: int, groups: tuple[int, ...], patients: int) -> dict[int, float]:
+    """``sqlite_floor`` for PostgreSQL: the store's statements and values for ``messages`` messages,
+    recorded, then replayed on a bare asyncpg connection (each SQL text prepared once, as the
+    store's are) against a copy of the store as it was before them; milliseconds per message,
+    committing every ``g``. That is PostgreSQL's own work plus one round trip per statement, with
+    no Python of ours around it."""
+    import asyncpg
+    from sqlalchemy import event
+
+    from gateway.hl7v2.ingest import Delivery, Ingest
+    from gateway.store import leanwrite
+    from gateway.store.database import Database
+    from gateway.store.migrate import upgrade
+
+    dsn = admin_url.replace("postgresql+asyncpg", "postgresql", 1)
+    base = f"bench_floor_{os.getpid()}"
+
+    def url_of(name: str) -> str:
+        return dsn.rsplit("/", 1)[0] + "/" + name
+
+    def app_url(name: str) -> str:
+        return admin_url.rsplit("/", 1)[0] + "/" + name
+
+    async def admin(*statements: str) -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            for statement in statements:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    names = [base, f"{base}_start", *(f"{base}_g{g}" for g in groups)]
+    asyncio.run(admin(*(f'DROP DATABASE IF EXISTS "{n}"' for n in names), f'CREATE DATABASE "{base}"'))
+    per_message: list[list[tuple[str, str, Any]]] = []
+    sink: list[tuple[str, str, Any]] = []
+    original = leanwrite.run_asyncpg
+
+    async def recording(driver: Any, stmt: Any, parameters: Any, dialect: Any) -> Any:
+        return await original(_PgRecorder(driver, sink), stmt, parameters, dialect)
+
+    async def warm() -> None:
+        db = Database(app_url(base))
+        ingest = Ingest(db)
+        for p in range(patients):
+            await ingest.handle(oru(f"floor-warm-{p}", p), Delivery("mllp"))
+        await ingest.committer.aclose()
+        await db.dispose()
+
+    async def record() -> None:
+        db = Database(app_url(base))
+        ingest = Ingest(db)
+
+        @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
+        def through_sqlalchemy(_c: Any, _cur: Any, sql: str, params: Any, _ctx: Any, many: bool) -> None:
+            if not sql.startswith(("SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "COMMIT")):
+                values = [list(p) for p in params] if many else list(params)
+                sink.append(("executemany" if many else "fetch", sql, values))
+
+        leanwrite.run_asyncpg = recording
+        try:
+            for i in range(messages):
+                reply = await ingest.handle(oru(f"floor-{i}", i % patients), Delivery("mllp"))
+                assert reply.code is AckCode.AA, reply
+                per_message.append(list(sink))
+                sink.clear()
+        finally:
+            leanwrite.run_asyncpg = original
+            await ingest.committer.aclose()
+            await db.dispose()
+
+    async def replay(name: str, g: int) -> float:
+        conn = await asyncpg.connect(url_of(name))
+        try:
+            start = time.perf_counter()
+            transaction = None
+            for i, calls in enumerate(per_message):
+                if i % g == 0:
+                    transaction = conn.transaction()
+                    await transaction.start()
+                for kind, sql, params in calls:
+                    if kind == "executemany":
+                        await conn.executemany(sql, params)
+                    else:
+                        await conn.fetch(sql, *params)
+                if (i % g == g - 1 or i == len(per_message) - 1) and transaction is not None:
+                    await transaction.commit()
+            return (time.perf_counter() - start) / len(per_message) * 1000
+        finally:
+            await conn.close()
+
+    out: dict[int, float] = {}
+    try:
+        upgrade(app_url(base))
+        asyncio.run(warm())
+        _analyze(app_url(base))
+        asyncio.run(admin(f'CREATE DATABASE "{base}_start" TEMPLATE "{base}"'))
+        asyncio.run(record())
+        for g in groups:
+            asyncio.run(admin(f'CREATE DATABASE "{base}_g{g}" TEMPLATE "{base}_start"'))
+            out[g] = asyncio.run(replay(f"{base}_g{g}", g))
+    finally:
+        asyncio.run(admin(*(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names)))
+    return out
+
+
 # ---- the load generator -------------------------------------------------------------------------
 
 
@@ -450,6 +576,16 @@ def main() -> None:
             ceiling = (1000 / a) / (1000 / a + work)
             what = "" if n == 1 else " in one process (GATEWAY_HL7_WRITER=inline)"
             print(f"  {n} connection(s): b/a could reach at most {ceiling:.2f}{what} with no Python around the store")
+    if args.postgres:
+        pg = postgres_floor(args.postgres, 400, (1, 8), args.patients)
+        print(
+            "PostgreSQL's own work per message (the same, replayed on a bare asyncpg connection, one round trip "
+            f"a statement): {pg[1]:.2f} ms committing each message, {pg[8]:.2f} ms committing every 8"
+        )
+        for backend, n, _a0, a, _b in rows:
+            if backend == "postgresql" and n == 1:
+                ceiling = (1000 / a) / (1000 / a + pg[1])
+                print(f"  1 connection: b/a could reach at most {ceiling:.2f} with no Python around the store")
 
 
 if __name__ == "__main__":
