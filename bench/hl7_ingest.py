@@ -586,6 +586,13 @@ def main() -> None:
             if backend == "postgresql" and n == 1:
                 ceiling = (1000 / a) / (1000 / a + pg[1])
                 print(f"  1 connection: b/a could reach at most {ceiling:.2f} with no Python around the store")
+            elif backend == "postgresql":
+                # the writer process stores on one connection, one statement after another
+                ceiling = min(1.0, (1000 / pg[8]) / a)
+                print(
+                    f"  {n} connections: b/a could reach at most {ceiling:.2f} through one writer connection "
+                    "with no Python around the store"
+                )
 
 
 if __name__ == "__main__":
