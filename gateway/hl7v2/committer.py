@@ -17,8 +17,12 @@ Rules the tests rely on:
   re-run without it (optimistic, no savepoint per message, since failures are rare). A
   ``Conflict``/``IntegrityError`` (a concurrent writer outside this process on PostgreSQL)
   makes that job try again in the re-run, up to ``attempts`` times, before it fails.
+* A job whose connection was lost (``DBAPIError.connection_invalidated``: the server ended a
+  kept PostgreSQL connection) is run again like a conflict, on a new connection.
 * When BEGIN or COMMIT itself fails (database locked or gone), every job of the group
   gets that exception; nothing of the group is committed, so no sender is told AA.
+* A job first runs without savepoints (``_Optimistic``); one that fails inside a nested block
+  re-runs the group with its savepoints taken, and ends exactly as it would have with them.
 * AuditLog entries a job gives to ``audit.writer.append_later`` are chained at the end of
   the group, in job order, under one head lock (one INSERT and one head move per group
   instead of per message), before the COMMIT; a re-run collects them afresh.
@@ -47,7 +51,7 @@ from types import TracebackType
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import faults
@@ -413,7 +417,9 @@ class GroupCommitter:
             entry.savepoints = True  # not a failure: the next run takes its savepoints
             return False
         entry.failures += 1
-        retry = isinstance(failed.error, RetryableFailure) and entry.failures < self.attempts
+        retry = (isinstance(failed.error, RetryableFailure) or _connection_lost(failed.error)) and (
+            entry.failures < self.attempts
+        )
         log.debug("hl7v2: group rolled back (%s); re-running", type(failed.error).__name__)
         return not retry
 
@@ -452,6 +458,12 @@ class GroupCommitter:
             for entry in live:
                 entry.future.set_result(entry.result)
             return
+
+
+def _connection_lost(error: BaseException) -> bool:
+    """The connection went away under the job (a kept PostgreSQL connection the server ended):
+    the group is rolled back with it, and the job is worth running again on a new one."""
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 def _close_abandoned(begun: asyncio.Future[Connection]) -> None:

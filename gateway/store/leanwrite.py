@@ -346,9 +346,30 @@ async def run_asyncpg(driver: Any, stmt: Executable, parameters: Any, dialect: D
         fetched = await driver.fetch(prepared.sql, *prepared.one)
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise IntegrityError(prepared.sql, None, exc) from exc
+    except _CONNECTION_LOST as exc:  # as SQLAlchemy reports a disconnect: the connection is unusable
+        raise DBAPIError(prepared.sql, None, exc, connection_invalidated=True) from exc
     except asyncpg.PostgresError as exc:
         raise DBAPIError(prepared.sql, None, exc) from exc
     return _rows(prepared.plan, fetched)
+
+
+def _connection_lost_errors() -> tuple[type[BaseException], ...]:
+    import asyncpg
+
+    return (
+        asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+        asyncpg.AdminShutdownError,
+        asyncpg.CrashShutdownError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.InterfaceError,  # "connection is closed"
+        OSError,
+    )
+
+
+try:
+    _CONNECTION_LOST = _connection_lost_errors()
+except ImportError:  # asyncpg is a dependency; without it only this runner is unavailable
+    _CONNECTION_LOST = (OSError,)
 
 
 def _affected(status: str) -> int:

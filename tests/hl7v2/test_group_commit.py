@@ -358,3 +358,43 @@ async def test_savepoints_are_taken_only_by_a_message_that_needs_them(db: Databa
     )
     assert [msa(r[0].ack)[1] for r in again] == ["AA", "AA"] and taken == []
     assert await _lab_results(db) == 6 * 2, "two results for each applied message"
+
+
+async def test_a_kept_postgresql_connection_that_died_is_replaced_without_failing_a_message(
+    db: Database, database_url: str
+) -> None:
+    """The writer process keeps its PostgreSQL connection between groups (no pool checkout, whose
+    ping costs three round trips). When the server ends that connection (a restart, an idle
+    timeout, pg_terminate_backend), the next group finds out at its first statement: it is run
+    again on a new connection, and its messages are applied as if nothing had happened."""
+    if db.dialect != "postgresql":
+        pytest.skip("the kept asyncpg connection is PostgreSQL's")
+    import asyncpg
+
+    from gateway.hl7v2.committer import GroupCommitter
+
+    committer = GroupCommitter(db, attempts=3, wait_inline=True)
+    ingest = Ingest(db, committer=committer)
+    d = Delivery("mllp")
+    try:
+        assert msa((await ingest.handle(oru("GC-PGK-1", "MRN-PGK", "PGK1"), d)).ack)[1] == "AA"
+        held = committer._held_async
+        assert held is not None
+        pid = (await held.get_raw_connection()).driver_connection.get_server_pid()
+        admin = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql", 1))
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.2)
+        replies = await asyncio.gather(
+            ingest.submit(oru("GC-PGK-2", "MRN-PGK", "PGK2"), d), ingest.submit(oru("GC-PGK-3", "MRN-PGK", "PGK3"), d)
+        )
+        assert [msa(r[0].ack)[1] for r in replies] == ["AA", "AA"]
+        assert committer._held_async is not None and committer._held_async is not held
+        assert await dead_letters(db) == []
+        async with db.read() as conn:
+            orders = {r.orderId for r in await conn.execute(select(_results.c.orderId))}
+        assert orders == {"F-PGK1", "F-PGK2", "F-PGK3"}
+    finally:
+        await committer.aclose()

@@ -167,3 +167,25 @@ async def test_shapes_it_does_not_cover_fall_back_without_running(conn: AsyncCon
     ragged = [_lab("rag0000001", when), {**_lab("rag0000002", when), "notes": "x"}]
     assert await leanwrite.run_asyncpg(driver, insert(LABS), ragged, dialect) is None
     assert await driver.fetchval('SELECT count(*) FROM "LabResult"') == 0
+
+
+async def test_a_lost_connection_is_reported_as_sqlalchemy_reports_a_disconnect(
+    conn: AsyncConnection, database_url: str
+) -> None:
+    """The group committer runs a job again on a new connection when its connection was lost
+    (``DBAPIError.connection_invalidated``), as SQLAlchemy flags a disconnect on its own path."""
+    import asyncpg
+    from sqlalchemy.exc import DBAPIError
+
+    other = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql", 1))
+    await other.close()
+    stmt = select(LABS.c.objectId).where(LABS.c.objectId == bindparam("key"))
+    with pytest.raises(DBAPIError) as raised:
+        await leanwrite.run_asyncpg(other, stmt, {"key": "x"}, conn.dialect)
+    assert raised.value.connection_invalidated
+    driver = await _driver(conn)
+    with pytest.raises(DBAPIError) as failed:  # a statement error is not a lost connection
+        async with conn.begin_nested():
+            too_long = _lab("long000001", datetime.now(UTC), status="x" * 100)  # status is VARCHAR(32)
+            await leanwrite.run_asyncpg(driver, insert(LABS), [too_long], conn.dialect)
+    assert not failed.value.connection_invalidated
