@@ -272,6 +272,18 @@ def sqlite_floor(messages: int, groups: tuple[int, ...], patients: int) -> dict[
     return out
 
 
+async def _pg_admin(dsn: str, *statements: str) -> None:
+    """Run ``statements`` one by one on a fresh asyncpg connection (CREATE/DROP DATABASE)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
 class _PgRecorder:
     """Stands in for the asyncpg connection ``leanwrite.run_asyncpg`` runs on, noting each call."""
 
@@ -316,12 +328,7 @@ def postgres_floor(admin_url: str, messages: int, groups: tuple[int, ...], patie
         return admin_url.rsplit("/", 1)[0] + "/" + name
 
     async def admin(*statements: str) -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            for statement in statements:
-                await conn.execute(statement)
-        finally:
-            await conn.close()
+        await _pg_admin(dsn, *statements)
 
     names = [base, f"{base}_start", *(f"{base}_g{g}" for g in groups)]
     asyncio.run(admin(*(f'DROP DATABASE IF EXISTS "{n}"' for n in names), f'CREATE DATABASE "{base}"'))
@@ -481,18 +488,12 @@ def interleaved(
 @contextlib.contextmanager
 def _postgres_database(admin_url: str) -> Iterator[str]:
     """A fresh database for one run (asyncpg, the driver the app uses), dropped afterwards; yields its URL."""
-    import asyncpg
 
     name = f"bench_hl7_{os.getpid()}"
     dsn = admin_url.replace("postgresql+asyncpg", "postgresql", 1)
 
     async def admin(*statements: str) -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            for statement in statements:
-                await conn.execute(statement)
-        finally:
-            await conn.close()
+        await _pg_admin(dsn, *statements)
 
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"'))
     try:

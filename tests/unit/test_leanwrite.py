@@ -29,6 +29,19 @@ VERSIONS = table_of(Version)
 AUDIT = table_of(AuditLog)
 
 
+def patient_row(now: datetime) -> dict[str, Any]:
+    """The patient P1 the test results point at."""
+    return {
+        "objectId": "P1",
+        "medicalRecordNumber": "MRN-1",
+        "createdAt": now,
+        "updatedAt": now,
+        "ACL": {},
+        "_rperm": [],
+        "_wperm": [],
+    }
+
+
 @pytest.fixture
 def conn(tmp_path: Path) -> Iterator[Connection]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'lean.db'}"
@@ -36,18 +49,7 @@ def conn(tmp_path: Path) -> Iterator[Connection]:
     engine = create_sync_writer(url)
     now = datetime.now(UTC)
     with engine.connect() as connection, connection.begin():
-        connection.execute(
-            insert(CLASSES["PatientProfile"].table),
-            {
-                "objectId": "P1",
-                "medicalRecordNumber": "MRN-1",
-                "createdAt": now,
-                "updatedAt": now,
-                "ACL": {},
-                "_rperm": [],
-                "_wperm": [],
-            },
-        )
+        connection.execute(insert(CLASSES["PatientProfile"].table), patient_row(now))
         yield connection
     engine.dispose()
 

@@ -23,11 +23,11 @@ from gateway.errors import Conflict
 from gateway.store import leanwrite
 from gateway.store.classes import CLASSES
 from gateway.store.database import Database
-from gateway.store.models import AuditLog, Version, table_of
+from gateway.store.models import Version, table_of
+from tests.unit.test_leanwrite import patient_row
 
 LABS = CLASSES["LabResult"].table
 VERSIONS = table_of(Version)
-AUDIT = table_of(AuditLog)
 
 
 @pytest.fixture
@@ -39,18 +39,7 @@ async def conn(database_url: str) -> AsyncIterator[AsyncConnection]:
     try:
         async with db.engine.connect() as connection, connection.begin():
             # through SQLAlchemy first: its adapter opens the transaction the driver calls then join
-            await connection.execute(
-                insert(CLASSES["PatientProfile"].table),
-                {
-                    "objectId": "P1",
-                    "medicalRecordNumber": "MRN-1",
-                    "createdAt": now,
-                    "updatedAt": now,
-                    "ACL": {},
-                    "_rperm": [],
-                    "_wperm": [],
-                },
-            )
+            await connection.execute(insert(CLASSES["PatientProfile"].table), patient_row(now))
             yield connection
     finally:
         await db.dispose()
