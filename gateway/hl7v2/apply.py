@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.audit.writer import AuditAction, AuditEntry
@@ -40,8 +40,8 @@ from gateway.policy.principal import Principal
 from gateway.policy.rules import PUBLISHED_STATUSES, PatientLink
 from gateway.records import links
 from gateway.store.classes import CLASSES
-from gateway.store.ids import OBJECT_ID_LENGTH, clustered_object_id, derived_object_id
-from gateway.store.models import CareTeam, Version, table_of
+from gateway.store.ids import clustered_object_id, derived_object_id
+from gateway.store.models import CareTeam, Hl7ResultIds, Version, table_of
 from gateway.store.objects import Record, get_record, insert_record, now, update_record
 from gateway.store.types import UTCDateTime, utc_iso
 from mappings.hl7v2 import ErrorCode, Hl7Error, PatientDraft, ProviderDraft, ResultDraft, to_json
@@ -76,11 +76,8 @@ _PRIVATE_COLUMNS = frozenset(k for k in _RESULT_COLUMNS if k.startswith("_"))
 _DATE_COLUMNS = tuple(c.key for c in _RESULT.table.c if isinstance(c.type, UTCDateTime))
 _INSERT_VERSIONS = insert(_VERSIONS)
 
-_LEGACY_ROWS = (
-    select(_RESULT.pk)
-    .where((func.length(_RESULT.pk) == OBJECT_ID_LENGTH) & _RESULT.table.c.sourceMessageId.is_not(None))
-    .limit(1)
-)
+_RESULT_IDS = table_of(Hl7ResultIds)
+_LEGACY_FLAG = select(_RESULT_IDS.c.legacy).where(_RESULT_IDS.c.id == 1)
 
 
 def result_id(sender: str, draft: ResultDraft) -> str:
@@ -96,10 +93,12 @@ def legacy_result_id(sender: str, draft: ResultDraft) -> str:
 
 
 async def has_legacy_result_ids(conn: AsyncConnection) -> bool:
-    """Whether the store holds feed results under ``legacy_result_id``s (written before clustered
-    ids; nothing writes them now, so the answer can be kept for the life of a process). When it
-    does not, which is every store created since, results are looked up under one id only."""
-    return (await conn.execute(_LEGACY_ROWS)).first() is not None
+    """Whether the store holds feed results under ``legacy_result_id``s, as migration 0012 found
+    when it upgraded the store (nothing writes them since, so the answer can be kept for the life
+    of a process). When it does not, which is every store created since, results are looked up
+    under one id only. No row (a store edited by hand) counts as yes: looking twice is safe."""
+    row = (await conn.execute(_LEGACY_FLAG)).first()
+    return True if row is None else bool(row[0])
 
 
 _LIMITS = {

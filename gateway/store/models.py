@@ -296,6 +296,15 @@ class ClassEpoch(Base):
     audit_log: Mapped[int] = mapped_column("AuditLog", Integer, nullable=False, server_default="0")
 
 
+class Hl7ResultIds(Base):
+    """One row: whether the store holds HL7 feed results under their pre-clustering 10-character
+    ids (migration 0012 computes it; ``hl7v2.apply.has_legacy_result_ids`` reads it)."""
+
+    __tablename__ = "_Hl7ResultIds"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    legacy: Mapped[bool] = mapped_column(Boolean, nullable=False)
+
+
 class Version(Base):
     """Snapshot of a clinical object after each change (FHIR vread/history read these)."""
 

@@ -176,7 +176,7 @@ async def test_a_result_stored_under_its_pre_clustering_id_is_still_corrected(db
     from sqlalchemy import update
 
     from gateway.hl7v2.apply import has_legacy_result_ids, legacy_result_id
-    from gateway.store.models import LabResult, Version
+    from gateway.store.models import Hl7ResultIds, LabResult, Version
     from mappings.hl7v2 import parse_oru
 
     results, versions = table_of(LabResult), table_of(Version)
@@ -187,9 +187,10 @@ async def test_a_result_stored_under_its_pre_clustering_id_is_still_corrected(db
     [new_id] = result_ids(first)
     parsed = parse_oru(first)
     old_id = legacy_result_id(parsed.header.sending_facility, parsed.results[0])
-    async with db.write() as conn:  # as a store written before the change holds it
+    async with db.write() as conn:  # as a store written before the change holds it, once migration 0012 ran
         await conn.execute(update(results).where(results.c.objectId == new_id).values(objectId=old_id))
         await conn.execute(update(versions).where(versions.c.objectId == new_id).values(objectId=old_id))
+        await conn.execute(update(table_of(Hl7ResultIds)).values(legacy=True))
         assert await has_legacy_result_ids(conn)
     corrected = first.replace(b"ID-LEGACY-1", b"ID-LEGACY-2").replace(b"||101|", b"||111|").replace(b"|F|||", b"|C|||")
     assert msa(await _send(Ingest(db), corrected))[1] == "AA"  # a new process: asks the store afresh
