@@ -69,7 +69,8 @@ def _stored(conn: Connection, table: Table, key: str, value: Any) -> dict[str, A
     return {n: v for n, v in zip(names, row, strict=True) if n != key}
 
 
-def _lab(oid: str, when: datetime, **extra: Any) -> dict[str, Any]:
+def lab_row(oid: str, when: datetime, **extra: Any) -> dict[str, Any]:
+    """A LabResult of patient P1 at ``when``; ``extra`` adds or replaces columns."""
     return {
         "objectId": oid,
         "createdAt": when,
@@ -90,8 +91,8 @@ def _lab(oid: str, when: datetime, **extra: Any) -> dict[str, Any]:
 
 def test_multi_row_insert_stores_what_sqlalchemy_stores(conn: Connection) -> None:
     when = datetime(2026, 3, 1, 10, 15, 0, 120000, tzinfo=UTC)
-    lean = [_lab(f"lean{i:06d}", when + timedelta(seconds=i)) for i in range(3)]
-    twin = [_lab(f"twin{i:06d}", when + timedelta(seconds=i)) for i in range(3)]
+    lean = [lab_row(f"lean{i:06d}", when + timedelta(seconds=i)) for i in range(3)]
+    twin = [lab_row(f"twin{i:06d}", when + timedelta(seconds=i)) for i in range(3)]
     result = leanwrite.run(_driver(conn), insert(LABS), lean, conn.dialect)
     assert result is not None and result.rowcount == 3
     conn.execute(insert(LABS), twin)
@@ -105,8 +106,8 @@ def test_multi_row_insert_stores_what_sqlalchemy_stores(conn: Connection) -> Non
 def test_single_row_insert_with_zone_and_whole_seconds(conn: Connection) -> None:
     """A non-UTC zone and a datetime without a fraction are bound exactly as the column type binds them."""
     when = datetime(2026, 3, 1, 5, 0, tzinfo=UTC).astimezone(timezone(timedelta(hours=-5)))
-    assert leanwrite.run(_driver(conn), insert(LABS), _lab("leanzone01", when), conn.dialect) is not None
-    conn.execute(insert(LABS), _lab("twinzone01", when))
+    assert leanwrite.run(_driver(conn), insert(LABS), lab_row("leanzone01", when), conn.dialect) is not None
+    conn.execute(insert(LABS), lab_row("twinzone01", when))
     assert _stored(conn, LABS, "objectId", "leanzone01") == _stored(conn, LABS, "objectId", "twinzone01")
 
 
@@ -149,7 +150,7 @@ def test_audit_and_version_rows_match(conn: Connection) -> None:
 
 def test_select_and_update_match_execute(conn: Connection) -> None:
     when = datetime(2026, 3, 1, 10, 15, tzinfo=UTC)
-    conn.execute(insert(LABS), [_lab(f"sel{i:07d}", when + timedelta(minutes=i)) for i in range(4)])
+    conn.execute(insert(LABS), [lab_row(f"sel{i:07d}", when + timedelta(minutes=i)) for i in range(4)])
     driver, dialect = _driver(conn), conn.dialect
     by_ids = select(LABS).where(LABS.c.objectId.in_(bindparam("ids", expanding=True)))
     for ids in (["sel0000000", "sel0000002"], ["sel0000001"], ["nothing"]):
@@ -179,10 +180,11 @@ def test_select_and_update_match_execute(conn: Connection) -> None:
 def test_shapes_it_does_not_cover_fall_back(conn: Connection) -> None:
     driver, dialect = _driver(conn), conn.dialect
     when = datetime.now(UTC)
-    assert leanwrite.run(driver, insert(LABS).returning(LABS.c.objectId), [_lab("ret0000001", when)], dialect) is None
-    ragged = [_lab("rag0000001", when), {**_lab("rag0000002", when), "notes": "x"}]
+    returning = insert(LABS).returning(LABS.c.objectId)
+    assert leanwrite.run(driver, returning, [lab_row("ret0000001", when)], dialect) is None
+    ragged = [lab_row("rag0000001", when), {**lab_row("rag0000002", when), "notes": "x"}]
     assert leanwrite.run(driver, insert(LABS), ragged, dialect) is None
-    assert leanwrite.run(driver, insert(LABS).values(_lab("val0000001", when)), None, dialect) is None
+    assert leanwrite.run(driver, insert(LABS).values(lab_row("val0000001", when)), None, dialect) is None
     counter = iter(range(1000))
     side = Table(
         "lean_side",

@@ -24,7 +24,7 @@ from gateway.store import leanwrite
 from gateway.store.classes import CLASSES
 from gateway.store.database import Database
 from gateway.store.models import Version, table_of
-from tests.unit.test_leanwrite import patient_row
+from tests.unit.test_leanwrite import lab_row, patient_row
 
 LABS = CLASSES["LabResult"].table
 VERSIONS = table_of(Version)
@@ -62,22 +62,14 @@ async def _stored(conn: AsyncConnection, table: str, key: str, value: Any) -> di
 
 
 def _lab(oid: str, when: datetime, **extra: Any) -> dict[str, Any]:
-    return {
-        "objectId": oid,
-        "createdAt": when,
-        "updatedAt": when,
-        "patient": "P1",
-        "orderId": "O-1",
-        "testCode": "2345-7",
-        "resultValue": "104",
-        "effectiveAt": when.astimezone(timezone(timedelta(hours=-5))) - timedelta(hours=1),
-        "publishedAt": None,
-        "resultData": {"units": "mg/dL", "flags": ["H"], "nested": {"n": 1.5}, "text": "é\\u0000x"},
-        "ACL": {"role:careTeam_P1": {"read": True}},
-        "_rperm": ["role:careTeam_P1"],
-        "_wperm": [],
+    """test_leanwrite's row, with a zone that is not UTC and text JSON must escape."""
+    return lab_row(
+        oid,
+        when,
+        effectiveAt=when.astimezone(timezone(timedelta(hours=-5))) - timedelta(hours=1),
+        resultData={"units": "mg/dL", "flags": ["H"], "nested": {"n": 1.5}, "text": "é\\u0000x"},
         **extra,
-    }
+    )
 
 
 async def test_inserts_store_what_sqlalchemy_stores(conn: AsyncConnection) -> None:
