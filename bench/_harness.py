@@ -46,25 +46,31 @@ def live_server(database_url: str, **env: str) -> Iterator[str]:
     )
     environ.update(env)  # e.g. GATEWAY_MLLP_PORT for the HL7 bench
     exe = str(Path(sys.executable).parent / "portal-gateway")
-    proc = subprocess.Popen(
-        [exe, "serve"], env=environ, cwd=tempfile.gettempdir(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(base + "/health/ready", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("server did not become ready: " + (proc.stderr.read() if proc.stderr else b"").decode())
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    # The server's log goes to a file, not a pipe: nobody reads a pipe while the load runs, and a
+    # server that logs more than its buffer (64 KiB) would block on the write and stall the figure.
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [exe, "serve"], env=environ, cwd=tempfile.gettempdir(), stdout=subprocess.DEVNULL, stderr=log
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    with urllib.request.urlopen(base + "/health/ready", timeout=1) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    time.sleep(0.2)
+            else:
+                proc.kill()
+                proc.wait(10)
+                log.seek(0)
+                raise RuntimeError("server did not become ready: " + log.read()[-4000:].decode(errors="replace"))
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(10)
 
 
 def wrk(
