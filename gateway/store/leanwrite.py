@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
+import asyncpg
 import msgspec
 from sqlalchemy import JSON, ColumnElement, Dialect, Insert, Select, Table, Update, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -329,8 +330,6 @@ async def run_asyncpg(driver: Any, stmt: Executable, parameters: Any, dialect: D
     each SQL text prepared per connection). Errors come out as SQLAlchemy's, as through
     ``execute``: ``IntegrityError`` for a constraint (callers retry or translate it),
     ``DBAPIError`` for the rest."""
-    import asyncpg
-
     prepared = prepare(stmt, parameters, dialect)
     if prepared is None:
         return None
@@ -353,23 +352,15 @@ async def run_asyncpg(driver: Any, stmt: Executable, parameters: Any, dialect: D
     return _rows(prepared.plan, fetched)
 
 
-def _connection_lost_errors() -> tuple[type[BaseException], ...]:
-    import asyncpg
-
-    return (
-        asyncpg.PostgresConnectionError,  # SQLSTATE class 08
-        asyncpg.AdminShutdownError,
-        asyncpg.CrashShutdownError,
-        asyncpg.CannotConnectNowError,
-        asyncpg.InterfaceError,  # "connection is closed"
-        OSError,
-    )
-
-
-try:
-    _CONNECTION_LOST = _connection_lost_errors()
-except ImportError:  # asyncpg is a dependency; without it only this runner is unavailable
-    _CONNECTION_LOST = (OSError,)
+_CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,  # "connection is closed"
+    OSError,
+)
+"""What says the connection itself is gone, so the caller may run the work again on another."""
 
 
 def _affected(status: str) -> int:
