@@ -20,8 +20,9 @@ state the result.
 Lean on purpose (issue #4's throughput target): the new LabResults of a message go in
 with one multi-row INSERT and their first ``_Version`` rows with another (not one
 INSERT + savepoint + version per OBX), and the message's audit entries are collected in
-``Effects.audit`` and appended once, under one head lock, by the caller. A statement
-costs far more in the async driver than in SQLite, so the count per message matters.
+``Effects.audit`` and appended once, under one head lock, by the caller. Inside a group
+commit the new rows are staged with the group's and inserted at its end (``hl7v2.staged``).
+A statement costs far more in the async driver than in SQLite, so the count per message matters.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.audit.writer import AuditAction, AuditEntry
+from gateway.hl7v2 import staged
 from gateway.hl7v2.ordering import replaces
 from gateway.policy.principal import Principal
 from gateway.policy.rules import PUBLISHED_STATUSES, PatientLink
@@ -356,6 +358,9 @@ async def apply_results(
     stmt = _RESULTS_LOCKED if conn.dialect.name == "postgresql" else _RESULTS
     ids = [oid for oid, _, _ in planned]
     legacy = [legacy_result_id(sender, draft) for _, draft, _ in planned] if legacy_ids else []
+    group = staged.current()
+    if group is not None and group.holds(_staged_keys(ids)):  # an earlier message of the group made them
+        await group.flush(conn)
     rows = (await conn.execute(stmt, {"ids": ids + legacy})).mappings().all()
     current_of: dict[str, Record] = {str(r["objectId"]): dict(r) for r in rows}
     if legacy:
@@ -382,7 +387,7 @@ async def apply_results(
             current_of[oid] = fresh[oid] = _new_result(oid, values, link, message_id, effects, principal)
             continue
         if oid in fresh:  # the same key again in this message: the first row must exist before its update
-            await _insert_fresh(conn, fresh, principal.actor_name)
+            await _insert_fresh(conn, fresh, principal.actor_name, now=True)
         current_of[oid] = await _update_result(conn, current, values, draft, link, principal, message_id, effects)
     await _insert_fresh(conn, fresh, principal.actor_name)
 
@@ -479,28 +484,41 @@ def _version_data(row: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
-async def _insert_fresh(conn: AsyncConnection, fresh: dict[str, dict[str, Any]], actor: str | None) -> None:
-    """One multi-row INSERT for the new LabResults and one for their first versions."""
+def _staged_keys(ids: list[str]) -> list[tuple[str, str]]:
+    return [("LabResult", oid) for oid in ids]
+
+
+async def _insert_fresh(
+    conn: AsyncConnection, fresh: dict[str, dict[str, Any]], actor: str | None, *, now: bool = False
+) -> None:
+    """One multi-row INSERT for the new LabResults and one for their first versions; inside a
+    group commit they are staged with the group's (``hl7v2.staged``), unless ``now``: the rows
+    must then be in the store before the caller's next statement."""
     if not fresh:
         return
     rows = list(fresh.values())
     fresh.clear()
-    await conn.execute(_INSERT_RESULTS, rows)
-    await conn.execute(
-        _INSERT_VERSIONS,
-        [
-            {
-                "className": "LabResult",
-                "objectId": r["objectId"],
-                "version": 1,
-                "data": _version_data(r),
-                "deleted": False,
-                "createdAt": r["updatedAt"],
-                "actor": actor,
-            }
-            for r in rows
-        ],
-    )
+    versions = [
+        {
+            "className": "LabResult",
+            "objectId": r["objectId"],
+            "version": 1,
+            "data": _version_data(r),
+            "deleted": False,
+            "createdAt": r["updatedAt"],
+            "actor": actor,
+        }
+        for r in rows
+    ]
+    group = staged.current()
+    if group is None:
+        await conn.execute(_INSERT_RESULTS, rows)
+        await conn.execute(_INSERT_VERSIONS, versions)
+        return
+    group.add(_INSERT_RESULTS, rows, _staged_keys([r["objectId"] for r in rows]))
+    group.add(_INSERT_VERSIONS, versions)
+    if now:
+        await group.flush(conn)
 
 
 async def _update_result(

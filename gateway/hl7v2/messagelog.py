@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.hl7v2 import staged
 from gateway.store.models import Hl7Message, table_of
 from mappings.hl7v2 import AckCode, Hl7Error, MessageHeader
 
@@ -68,7 +69,10 @@ _FIND_CONTROL = select(_log.c.id, _log.c.outcome, _log.c.ack, _log.c.digest).whe
 
 
 async def find_control(conn: AsyncConnection, facility: str, control_id: str) -> LoggedAck | None:
-    """The row that owns (facility, MSH-10), if any."""
+    """The row that owns (facility, MSH-10), if any (one an earlier message of the group staged too)."""
+    group = staged.current()
+    if group is not None and group.holds([_control_key(facility, control_id)]):
+        await group.flush(conn)
     row = (await conn.execute(_FIND_CONTROL, {"facility": facility, "control": control_id})).first()
     if row is None:
         return None
@@ -78,31 +82,44 @@ async def find_control(conn: AsyncConnection, facility: str, control_id: str) ->
 _INSERT = insert(_log)
 
 
+def _control_key(facility: str, control_id: str) -> tuple[str, str, str]:
+    return ("Hl7Message", facility, control_id)
+
+
 async def record(conn: AsyncConnection, entry: LogEntry) -> None:
-    """Insert the row; raises ``IntegrityError`` when another transaction took the control id first."""
+    """Insert the row (inside a group commit: stage it, ``hl7v2.staged``). ``IntegrityError`` when
+    another transaction took the control id first: here, or when the group's staged rows go in."""
     h = entry.header
-    await conn.execute(
-        _INSERT,
-        {
-            "id": entry.id,
-            "receivedAt": entry.received_at,
-            "transport": entry.transport,
-            "feed": entry.feed,
-            "sourceAddress": entry.source_address,
-            "sendingApplication": h.sending_application[:255] if h else None,
-            "sendingFacility": h.sending_facility[:255] if h else None,
-            "controlId": h.control_id[:255] if h else None,
-            "controlKey": h.control_id[:255] if h and entry.owns_control_id else None,
-            "messageType": f"{h.message_type}^{h.trigger_event}"[:32] if h else None,
-            "digest": entry.digest,
-            "size": entry.size or len(entry.raw),
-            "raw": entry.raw,
-            "outcome": entry.outcome.value,
-            "ack": entry.ack,
-            "reason": [e.as_dict() for e in entry.reasons] or None,
-            "effects": entry.effects,
-        },
-    )
+    row = _row(entry, h)
+    group = staged.current()
+    if group is None:
+        await conn.execute(_INSERT, row)
+    elif row["controlKey"] is None:
+        group.add(_INSERT, [row])
+    else:
+        group.add(_INSERT, [row], [_control_key(row["sendingFacility"], row["controlKey"])])
+
+
+def _row(entry: LogEntry, h: MessageHeader | None) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "receivedAt": entry.received_at,
+        "transport": entry.transport,
+        "feed": entry.feed,
+        "sourceAddress": entry.source_address,
+        "sendingApplication": h.sending_application[:255] if h else None,
+        "sendingFacility": h.sending_facility[:255] if h else None,
+        "controlId": h.control_id[:255] if h else None,
+        "controlKey": h.control_id[:255] if h and entry.owns_control_id else None,
+        "messageType": f"{h.message_type}^{h.trigger_event}"[:32] if h else None,
+        "digest": entry.digest,
+        "size": entry.size or len(entry.raw),
+        "raw": entry.raw,
+        "outcome": entry.outcome.value,
+        "ack": entry.ack,
+        "reason": [e.as_dict() for e in entry.reasons] or None,
+        "effects": entry.effects,
+    }
 
 
 async def load(conn: AsyncConnection, message_id: str) -> dict[str, Any] | None:
