@@ -135,7 +135,8 @@ def build_ack_for_unparseable(
     def field(n: int) -> str:
         value = msh[n] if n < len(msh) else ""
         # a salvaged field may hold anything: keep it only if it is free of our own delimiters
-        return value if "\r" not in value and "\n" not in value else ""
+        # (and of NUL, which no HL7 v2 text allows and PostgreSQL cannot store with the ACK)
+        return value if "\r" not in value and "\n" not in value and "\x00" not in value else ""
 
     version = field(12).split(enc.component)[0] or _FALLBACK_VERSION
     trigger = field(9).split(enc.component)[1] if enc.component in field(9) else ""

@@ -64,10 +64,10 @@ def decode(raw: bytes | str) -> Decoded:
     When MSH-18 declares a character set and the bytes are not valid in it, the
     sender contradicts itself: guessing would store mojibake, so that is an error
     (the message is answered AE and kept, raw bytes and all, as a dead letter).
-    A UTF-8 byte-order mark is removed.
+    A UTF-8 byte-order mark is removed. NUL characters are replaced (``_without_nul``).
     """
     if isinstance(raw, str):
-        return Decoded(raw.removeprefix(_BOM), "str")
+        return _without_nul(Decoded(raw.removeprefix(_BOM), "str"))
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     declared = _msh18(raw)
@@ -86,7 +86,7 @@ def decode(raw: bytes | str) -> Decoded:
         )
         codec = "utf-8"
     try:
-        return Decoded(raw.decode(codec), codec, issues)
+        return _without_nul(Decoded(raw.decode(codec), codec, issues))
     except UnicodeDecodeError:
         issues.append(
             Hl7Error(
@@ -100,7 +100,39 @@ def decode(raw: bytes | str) -> Decoded:
                 Severity.ERROR if declared else Severity.WARNING,
             )
         )
-        return Decoded(raw.decode("latin-1"), "latin-1", issues)
+        return _without_nul(Decoded(raw.decode("latin-1"), "latin-1", issues))
+
+
+NUL_REPLACEMENT = "\ufffd"
+
+
+def _without_nul(decoded: Decoded) -> Decoded:
+    """NUL (U+0000) replaced by U+FFFD, with an error naming where the first one was.
+
+    No HL7 v2 character set allows NUL in a message, so one is damage in transit or a broken
+    sender, and a value holding it is not what the sender meant: the message is answered AE and
+    kept (its raw bytes untouched) as a dead letter. The text is still read so that the ACK can
+    mirror the header, and without the NUL, which PostgreSQL cannot store in a text column: the
+    message log keeps the header fields and the ACK as text."""
+    text = decoded.text
+    at = text.find("\x00")
+    if at < 0:
+        return decoded
+    lines = text[:at].replace("\r\n", "\r").replace("\n", "\r").split("\r")
+    line = lines[-1]
+    name = line[:3] if len(line) >= 3 else None
+    sequence = sum(1 for earlier in lines[:-1] if earlier[:3] == name) + 1 if name else None
+    separator = text[3:4] if text.startswith("MSH") else "|"
+    field_no = line.count(separator) + (1 if name == "MSH" else 0) if name else None
+    issue = Hl7Error(
+        ErrorCode.DATA_TYPE_ERROR,
+        name,
+        sequence,
+        field_no,
+        "NUL character in the message (no HL7 v2 character set allows it); nothing applied",
+        Severity.ERROR,
+    )
+    return Decoded(text.replace("\x00", NUL_REPLACEMENT), decoded.codec, [*decoded.issues, issue])
 
 
 def normalize(text: str) -> str:

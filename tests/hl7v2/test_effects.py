@@ -10,7 +10,7 @@ from gateway.audit.verify import verify_chain
 from gateway.hl7v2 import Delivery, Ingest
 from gateway.hl7v2.mllp import MllpServer
 from gateway.store.database import Database
-from gateway.store.models import AuditLog, PatientProfile, table_of
+from gateway.store.models import AuditLog, Hl7Message, PatientProfile, table_of
 from tests.hl7v2.support import FIXTURES, RawMllp, counts, dead_letters, msa, wire
 
 _patients = table_of(PatientProfile)
@@ -113,3 +113,22 @@ async def test_a_message_stamps_every_row_it_writes_with_one_instant(db: Databas
     assert len(rows) >= 10 and len(stamps) == len(rows)
     instants = {v for r in rows for v in r} | {s.createdAt for s in stamps} | {patient}
     assert len(instants) == 1, instants
+
+
+async def test_a_nul_character_is_ae_kept_as_dead_letter_with_its_raw_bytes(db: Database) -> None:
+    """No HL7 v2 text may hold NUL, and PostgreSQL cannot store it in a text column: the message is
+    answered AE naming where it was, applies nothing, and its dead letter keeps the raw bytes (the
+    header fields and ACK with the NUL replaced). Before, on PostgreSQL, it was not logged at all."""
+    raw = wire(FIXTURES / "correction-1-preliminary.hl7")
+    control = raw.split(b"|")[9]
+    damaged = raw.replace(b"|" + control + b"|", b"|" + control[:2] + b"\x00" + control[2:] + b"|", 1)
+    reply = await Ingest(db).handle(damaged, Delivery("mllp"))
+    assert msa(reply.ack)[1] == "AE" and b"NUL character" in reply.ack and b"MSH^1^10" in reply.ack
+    assert b"\x00" not in reply.ack
+    [letter] = await dead_letters(db)
+    assert letter["outcome"] == "AE" and "\x00" not in str(letter["controlId"])
+    async with db.read() as conn:
+        stored = (await conn.execute(select(table_of(Hl7Message).c.raw))).scalar_one()
+    assert bytes(stored) == damaged
+    found = await counts(db)
+    assert (found["LabResult"], found["PatientProfile"]) == (0, 0)

@@ -88,3 +88,25 @@ def test_bare_msh_segment_never_crashes() -> None:
         assert decode(raw).text.startswith("MSH")
         ack = build_ack_for_unparseable(raw, error, ack_control_id="A1", now=datetime(2026, 1, 1, tzinfo=UTC))
         assert "MSA|AR" in ack
+
+
+@pytest.mark.parametrize(
+    ("raw", "location"),
+    [
+        (MSG.replace("C1", "C\x001").encode(), "MSH[1]-10"),
+        (MSG.replace("|v|", "|v\x00|").encode("utf-8"), "OBX[1]-5"),
+        (MSG.replace("Doe^Jo", "Doe^J\x00o").encode("latin-1"), "PID[1]-5"),
+        (MSG.replace("Doe^Jo", "Peña\x00").encode("latin-1"), "PID[1]-5"),  # read as 8859/1, then NUL
+        (MSG.replace("|v|", "|v\x00|"), "OBX[1]-5"),  # already text (the HTTP door)
+    ],
+)
+def test_nul_is_replaced_and_is_an_error_where_it_was(raw: bytes | str, location: str) -> None:
+    decoded = decode(raw)
+    assert "\x00" not in decoded.text and "\ufffd" in decoded.text
+    [nul] = [i for i in decoded.issues if "NUL" in i.message]
+    assert nul.severity.value == "E" and nul.location == location
+    assert len(decoded.text) == len(raw if isinstance(raw, str) else raw.decode("latin-1"))
+
+
+def test_a_message_without_nul_has_no_nul_issue() -> None:
+    assert decode(MSG.encode()).issues == []
