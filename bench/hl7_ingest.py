@@ -23,9 +23,10 @@ A parse-only baseline (python-hl7 parse + ACK, no mapping) is printed too, for r
 What bounds (b) on SQLite is printed last: the exact statements and values the store ran for
 a few hundred of these messages, recorded and replayed on the bare ``sqlite3`` driver with no
 Python around them (prepared, ``executemany`` as the store issues them, ``synchronous=FULL``),
-committing after every message and after every 8. That is SQLite's own work for the rows a
-message writes (12 LabResults, their first versions, 13 AuditLog entries, the message log
-row, the lookups); for PostgreSQL the same is replayed on a bare asyncpg connection (its own
+committing after every message and after every 8 (then, as the committer does, the statements a
+group runs once, its staged inserts and its audit append, go in once for the 8 messages: see
+``_transactions``). That is SQLite's own work for the rows a message writes (12 LabResults,
+their first versions, 13 AuditLog entries, the message log row, the lookups); for PostgreSQL the same is replayed on a bare asyncpg connection (its own
 work plus a round trip a statement). One sender waits for each ACK, so its messages are parsed,
 stored and committed one after another: on 1 connection b/a cannot exceed a / (a + that work) however lean
 the Python becomes, writer process or not. With several connections the writer process stores
@@ -53,7 +54,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -198,6 +199,64 @@ def _snapshot(source: Path, target: Path) -> None:
         dst.close()
 
 
+_GROUP_END = ("group-end", "", None)
+"""Noted in a recording where a group's end starts (see ``_marking_group_end``)."""
+
+
+@contextlib.contextmanager
+def _marking_group_end(sink: list[tuple[str, str, Any]]) -> Iterator[None]:
+    """Notes in ``sink`` where the committer starts a group's end: the staged inserts
+    (``hl7v2.staged``) and the audit append, which it runs once per group whatever its size."""
+    from gateway.hl7v2 import committer
+    from gateway.hl7v2.staged import StagedInserts
+
+    flush, append = StagedInserts.flush, getattr(committer, "append_many")  # noqa: B009 (not exported)
+
+    async def marked_flush(self: StagedInserts, conn: Any) -> None:
+        sink.append(_GROUP_END)
+        await flush(self, conn)
+
+    async def marked_append(conn: Any, entries: Any) -> Any:
+        sink.append(_GROUP_END)
+        return await append(conn, entries)
+
+    StagedInserts.flush = marked_flush  # type: ignore[method-assign]
+    setattr(committer, "append_many", marked_append)  # noqa: B010
+    try:
+        yield
+    finally:
+        StagedInserts.flush = flush  # type: ignore[method-assign]
+        setattr(committer, "append_many", append)  # noqa: B010
+
+
+def _transactions(per_message: list[list[tuple[str, str, Any]]], g: int) -> Iterator[list[tuple[str, str, Any]]]:
+    """The statements of each transaction when committing every ``g`` messages, as the committer
+    issues them: each message's own statements in order, then the group's end once (recorded one
+    message per group): the staged rows of all ``g`` messages in one INSERT per table, the audit
+    head read once, their audit entries (consecutive in the chain) in one INSERT, the head moved once."""
+    for first in range(0, len(per_message), g):
+        own: list[tuple[str, str, Any]] = []
+        end: dict[str, tuple[str, Any]] = {}
+        for calls in per_message[first : first + g]:
+            at_end = False
+            for call in calls:
+                if call == _GROUP_END:
+                    at_end = True
+                    continue
+                kind, sql, params = call
+                if not at_end:
+                    own.append(call)
+                elif sql.startswith("INSERT"):
+                    rows = params if kind == "executemany" else [params]
+                    end.setdefault(sql, ("executemany", []))[1].extend(rows)
+                elif sql.startswith("SELECT"):
+                    end.setdefault(sql, (kind, params))
+                else:  # the head's move: the last message's, after the entries
+                    end.pop(sql, None)
+                    end[sql] = (kind, params)
+        yield own + [(kind, sql, params) for sql, (kind, params) in end.items()]
+
+
 def sqlite_floor(messages: int, groups: tuple[int, ...], patients: int) -> dict[int, float]:
     """Milliseconds of SQLite work per message, committing every ``g`` messages, for each ``g``."""
     import shutil
@@ -218,7 +277,7 @@ def sqlite_floor(messages: int, groups: tuple[int, ...], patients: int) -> dict[
     original = leanwrite.run
 
     def recording(driver: Any, stmt: Any, parameters: Any, dialect: Any) -> Any:
-        return original(_Recorder(driver, sink), stmt, parameters, dialect)
+        return original(cast(sqlite3.Connection, _Recorder(driver, sink)), stmt, parameters, dialect)
 
     async def feed() -> None:
         db = Database(url)
@@ -235,15 +294,16 @@ def sqlite_floor(messages: int, groups: tuple[int, ...], patients: int) -> dict[
             await ingest.handle(oru(f"floor-warm-{p}", p), delivery)
         _snapshot(tmp / "floor.db", tmp / "start.db")
         sink.clear()
-        leanwrite.run = recording  # type: ignore[assignment]
+        leanwrite.run = recording
         try:
-            for i in range(messages):
-                reply = await ingest.handle(oru(f"floor-{i}", i % patients), delivery)
-                assert reply.code is AckCode.AA, reply
-                per_message.append(list(sink))
-                sink.clear()
+            with _marking_group_end(sink):
+                for i in range(messages):
+                    reply = await ingest.handle(oru(f"floor-{i}", i % patients), delivery)
+                    assert reply.code is AckCode.AA, reply
+                    per_message.append(list(sink))
+                    sink.clear()
         finally:
-            leanwrite.run = original  # type: ignore[assignment]
+            leanwrite.run = original
             ingest.committer.dispose()
             await db.dispose()
 
@@ -256,16 +316,14 @@ def sqlite_floor(messages: int, groups: tuple[int, ...], patients: int) -> dict[
         for pragma in SQLITE_PRAGMAS:
             conn.execute(pragma)
         start = time.perf_counter()
-        for i, calls in enumerate(per_message):
-            if i % g == 0:
-                conn.execute("BEGIN IMMEDIATE")
+        for calls in _transactions(per_message, g):
+            conn.execute("BEGIN IMMEDIATE")
             for kind, sql, params in calls:
                 if kind == "executemany":
                     conn.executemany(sql, params)
                 else:
                     conn.execute(sql, params).fetchall()
-            if i % g == g - 1 or i == len(per_message) - 1:
-                conn.execute("COMMIT")
+            conn.execute("COMMIT")
         out[g] = (time.perf_counter() - start) / len(per_message) * 1000
         conn.close()
     shutil.rmtree(tmp, ignore_errors=True)
@@ -359,11 +417,12 @@ def postgres_floor(admin_url: str, messages: int, groups: tuple[int, ...], patie
 
         leanwrite.run_asyncpg = recording
         try:
-            for i in range(messages):
-                reply = await ingest.handle(oru(f"floor-{i}", i % patients), Delivery("mllp"))
-                assert reply.code is AckCode.AA, reply
-                per_message.append(list(sink))
-                sink.clear()
+            with _marking_group_end(sink):
+                for i in range(messages):
+                    reply = await ingest.handle(oru(f"floor-{i}", i % patients), Delivery("mllp"))
+                    assert reply.code is AckCode.AA, reply
+                    per_message.append(list(sink))
+                    sink.clear()
         finally:
             leanwrite.run_asyncpg = original
             await ingest.committer.aclose()
@@ -373,18 +432,15 @@ def postgres_floor(admin_url: str, messages: int, groups: tuple[int, ...], patie
         conn = await asyncpg.connect(url_of(name))
         try:
             start = time.perf_counter()
-            transaction = None
-            for i, calls in enumerate(per_message):
-                if i % g == 0:
-                    transaction = conn.transaction()
-                    await transaction.start()
+            for calls in _transactions(per_message, g):
+                transaction = conn.transaction()
+                await transaction.start()
                 for kind, sql, params in calls:
                     if kind == "executemany":
                         await conn.executemany(sql, params)
                     else:
                         await conn.fetch(sql, *params)
-                if (i % g == g - 1 or i == len(per_message) - 1) and transaction is not None:
-                    await transaction.commit()
+                await transaction.commit()
             return (time.perf_counter() - start) / len(per_message) * 1000
         finally:
             await conn.close()
@@ -539,10 +595,15 @@ def main() -> None:
     run = f"{os.getpid()}x{int(time.time())}"
     rows: list[tuple[str, int, float, float, float]] = []
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        backends = [("sqlite", f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")]
-        if args.postgres:
-            backends.append(("postgresql", stack.enter_context(_postgres_database(args.postgres))))
-        for backend, url in backends:
+        for backend in ("sqlite", "postgresql") if args.postgres else ("sqlite",):
+            if backend == "sqlite":
+                url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+            else:
+                # Created only now, then checkpointed: CREATE DATABASE writes the whole template, and
+                # flushing that while SQLite's figures run slowed their fsyncs (8 connections measured
+                # 0.64-0.67 with the database made up front, 0.76-0.78 without it, same code).
+                url = stack.enter_context(_postgres_database(args.postgres))
+                asyncio.run(_pg_admin(args.postgres.replace("postgresql+asyncpg", "postgresql", 1), "CHECKPOINT"))
             with gateway_server(url) as gw, baseline_server(True) as base, baseline_server(False) as parse_only:
                 if backend == "postgresql":
                     asyncio.run(_warm(gw, args.patients, f"{run}analyze"))

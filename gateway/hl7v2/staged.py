@@ -65,6 +65,13 @@ class StagedInserts:
     def __bool__(self) -> bool:
         return bool(self._rows)
 
+    def rows_per_table(self) -> dict[str, int]:
+        """How many rows are staged for each table (what the next flush inserts)."""
+        out: dict[str, int] = {}
+        for (statement, _), rows in self._rows.items():
+            out[statement.table.name] = out.get(statement.table.name, 0) + len(rows)
+        return out
+
     async def flush(self, conn: AsyncConnection) -> None:
         """Insert every staged row now, one statement per table and key set, in staging order."""
         batches, self._rows = self._rows, {}

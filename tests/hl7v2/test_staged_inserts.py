@@ -44,7 +44,7 @@ class _Flushes:
         spy = self
 
         async def flush(staged: StagedInserts, conn: Any) -> None:
-            tables = Counter({statement.table.name: len(rows) for (statement, _), rows in staged._rows.items()})
+            tables = Counter(staged.rows_per_table())
             try:
                 await real(staged, conn)
             except Exception:
