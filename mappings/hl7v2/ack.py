@@ -10,7 +10,7 @@ quote patient data.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from .drafts import MessageHeader
 from .errors import Hl7Error
@@ -56,6 +56,20 @@ def _err(error: Hl7Error, enc: Encoding, version: str) -> str:
     return f.join(fields)
 
 
+def _stamp(now: datetime, enc: Encoding) -> str:
+    """MSH-7 as DTM with its offset, which must not contain a delimiter: a sender whose field
+    separator is ``+`` (any printable character may be) would otherwise read the offset as a new
+    field. The instant is then written in UTC with the sign that is free (HL7 DTM writes zero
+    offset as ``+0000`` or ``-0000``), or without an offset when both signs are delimiters."""
+    stamp = now.strftime("%Y%m%d%H%M%S%z")
+    delimiters = enc.characters + enc.field
+    if not any(sign in delimiters for sign in "+-"):
+        return stamp
+    utc = now.astimezone(UTC).strftime("%Y%m%d%H%M%S")
+    free = next((sign for sign in "+-" if sign not in delimiters), None)
+    return utc if free is None else f"{utc}{free}0000"
+
+
 def _msh(
     enc: Encoding,
     routing: tuple[str, str, str, str],
@@ -66,7 +80,7 @@ def _msh(
     now: datetime,
 ) -> str:
     send_app, send_fac, recv_app, recv_fac = routing
-    stamp = now.strftime("%Y%m%d%H%M%S%z")
+    stamp = _stamp(now, enc)
     msh_type = enc.component.join(["ACK", escape(trigger, enc), "ACK"])
     fields = [
         "MSH",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import hl7
+import pytest
 
 from mappings.hl7v2 import AckCode, ErrorCode, Hl7Error, Severity, build_ack, build_ack_for_unparseable, parse_oru
 
@@ -73,3 +74,27 @@ def test_non_default_delimiters_are_mirrored() -> None:
     assert result.results[0].result_data == {"value": 90.0}
     ack = build_ack(result.header, AckCode.AA, [], ack_control_id="A", now=NOW)
     assert ack.startswith("MSH$@#!%$GW$GWF$LAB$FAC$") and "ACK@R01@ACK" in ack
+
+
+@pytest.mark.parametrize(
+    ("msh", "offset", "stamp"),
+    [
+        ("MSH|^~\\&", 2, "20260201140000+0200"),  # no sign is a delimiter: the sender's own offset
+        ("MSH+|~\\&", 2, "20260201120000-0000"),  # '+' separates fields: UTC with the free sign
+        ("MSH|-~\\&", -5, "20260201120000+0000"),  # '-' separates components
+        ("MSH+-~\\&", 2, "20260201120000"),  # both are delimiters: UTC without an offset
+    ],
+)
+def test_ack_time_never_holds_a_delimiter(msh: str, offset: int, stamp: str) -> None:
+    """Found by the fuzz test: with '+' as field separator, MSH-7's '+0000' split the field."""
+    f = msh[3]
+    text = f.join(
+        [msh, "LAB", "FAC", "GW", "GWF", "20260201120000", "", "ORU^R01".replace("^", msh[4]), "C1", "P", "2.5.1"]
+    )
+    text += "\r" + f.join(["PID", "1", "", "M1"])
+    result = parse_oru(text)
+    when = NOW.astimezone(timezone(timedelta(hours=offset)))
+    ack = build_ack(result.header, AckCode.AA, [], ack_control_id="A1", now=when)
+    fields = ack.split("\r")[0].split(f)
+    assert fields[6] == stamp and fields[8].startswith("ACK")
+    assert all(ch not in fields[6] for ch in msh[3:8])
