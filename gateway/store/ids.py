@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import string
+from functools import lru_cache
 
 _ALPHABET = string.ascii_letters + string.digits
 OBJECT_ID_LENGTH = 10
@@ -79,7 +80,13 @@ def clustered_object_id(cluster: tuple[str, ...], *parts: str) -> str:
     ``parts`` together). Two keys of different clusters collide only if both halves do (about
     one in 62**11); two keys of one cluster one in 62**6 per pair, for clusters of tens of rows."""
     within = CLUSTERED_ID_LENGTH - _CLUSTER_CHARS
-    return _digest_chars(cluster, _CLUSTER_CHARS) + _digest_chars((*cluster, *parts), within)
+    return _cluster_prefix(cluster) + _digest_chars((*cluster, *parts), within)
+
+
+@lru_cache(maxsize=1024)
+def _cluster_prefix(cluster: tuple[str, ...]) -> str:
+    """Remembered: the rows of a cluster are written together (a message's twelve results share it)."""
+    return _digest_chars(cluster, _CLUSTER_CHARS)
 
 
 def is_valid_object_id(value: object) -> bool:

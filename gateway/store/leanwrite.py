@@ -117,14 +117,15 @@ def _json_text(value: Any) -> str:
 
 
 def bind_processor(column: ColumnElement[Any], dialect: Dialect, general: Processor | None) -> Processor | None:
-    """``general`` (the column type's own bind processor), or on SQLite a one-call equivalent for
-    the two types an HL7 message binds most (UTC datetimes and JSON). The equivalence, value for
-    value, is a unit test (tests/unit/test_leanwrite_binds.py)."""
-    if dialect.name != "sqlite" or general is None:
+    """``general`` (the column type's own bind processor), or a one-call equivalent for the two
+    types an HL7 message binds most: JSON (about 110 values a message; SQLite and PostgreSQL, whose
+    asyncpg dialect binds JSONB as the serializer's text too) and, on SQLite, UTC datetimes. The
+    equivalence, value for value, is a unit test (tests/unit/test_leanwrite_binds.py)."""
+    if dialect.name not in ("sqlite", "postgresql") or general is None:
         return general
     col_type = column.type
     if isinstance(col_type, UTCDateTime):
-        return sqlite_utc_text
+        return sqlite_utc_text if dialect.name == "sqlite" else general
     if isinstance(col_type, JSON) and getattr(dialect, "_json_serializer", None) is JSON_CODECS["json_serializer"]:
         return _json_text
     return general

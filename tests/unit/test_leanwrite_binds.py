@@ -9,11 +9,13 @@ import pytest
 from sqlalchemy import JSON
 
 from gateway.store import leanwrite
-from gateway.store.engine import create_sync_writer
+from gateway.store.engine import create_engine, create_sync_writer
 from gateway.store.models import AuditLog, LabResult, table_of
 from gateway.store.types import UTCDateTime, sqlite_utc_text
 
 _DIALECT = create_sync_writer("sqlite+aiosqlite:///:memory:").dialect
+_PG_DIALECT = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none").sync_engine.dialect
+"""The app's asyncpg dialect, with its JSON codecs (creating an engine connects to nothing)."""
 _TABLES = (table_of(LabResult), table_of(AuditLog))
 
 _DATETIMES = [
@@ -50,10 +52,11 @@ def test_utc_datetimes_bind_as_the_type_binds_them(column: Any) -> None:
         assert fast(value) == general(value), value
 
 
+@pytest.mark.parametrize("dialect", [_DIALECT, _PG_DIALECT], ids=lambda d: str(d.name))
 @pytest.mark.parametrize("column", _columns(JSON), ids=lambda c: f"{c.table.name}.{c.name}")
-def test_json_binds_as_the_type_binds_it(column: Any) -> None:
-    general = column.type._cached_bind_processor(_DIALECT)  # what compiled statements use
-    fast = leanwrite.bind_processor(column, _DIALECT, general)
+def test_json_binds_as_the_type_binds_it(column: Any, dialect: Any) -> None:
+    general = column.type._cached_bind_processor(dialect)  # what compiled statements use
+    fast = leanwrite.bind_processor(column, dialect, general)
     assert fast is not general
     for value in _JSON:
         assert fast(value) == general(value), value
@@ -69,11 +72,10 @@ def test_a_naive_datetime_is_refused_as_the_type_refuses_it() -> None:
 
 
 def test_other_dialects_and_types_keep_their_own_processor() -> None:
-    from sqlalchemy.dialects import postgresql
-
     column = next(iter(_columns(UTCDateTime)))
-    pg = postgresql.asyncpg.dialect()
-    general = column.type._cached_bind_processor(pg)
-    assert leanwrite.bind_processor(column, pg, general) is general
+    general = column.type._cached_bind_processor(_PG_DIALECT)
+    assert leanwrite.bind_processor(column, _PG_DIALECT, general) is general, (
+        "aware datetimes go to asyncpg as they are"
+    )
     text_column = table_of(LabResult).c.testCode
     assert leanwrite.bind_processor(text_column, _DIALECT, None) is None
