@@ -36,7 +36,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.audit.writer import AuditAction, AuditEntry
-from gateway.hl7v2 import staged
+from gateway.hl7v2 import prefetch, staged
 from gateway.hl7v2.ordering import replaces
 from gateway.policy.principal import Principal
 from gateway.policy.rules import PUBLISHED_STATUSES, PatientLink
@@ -169,7 +169,9 @@ async def _find_patient(conn: AsyncConnection, mrn: str, authority: str) -> tupl
     A message without an authority matches the MRN when exactly one profile has it; when
     several do (two authorities), it is ambiguous: an AE asking for PID-3.4.
     """
-    rows = [dict(r) for r in (await conn.execute(_BY_MRN, {"mrn": mrn})).mappings()]
+    rows = _read_ahead_patients(mrn)
+    if rows is None:
+        rows = [dict(r) for r in (await conn.execute(_BY_MRN, {"mrn": mrn})).mappings()]
     exact = [r for r in rows if (r.get("mrnAuthority") or "") == authority]
     if exact:
         return exact[0], False
@@ -222,6 +224,7 @@ async def apply_patient(
         }
         values.update(links.acl_columns("PatientProfile", values, link))
         await insert_record(conn, _PATIENT, values, actor=principal.actor_name)
+        _changed(("mrn", draft.mrn), ("patient", oid))
         await links.sync_care_team_role(conn, oid)
         effects.patient, effects.patient_change = oid, "created"
         return link
@@ -237,23 +240,25 @@ async def apply_patient(
         merged = {**current, **changes}
         changes.update(links.acl_columns("PatientProfile", merged, link))
         await update_record(conn, _PATIENT, current, changes, actor=principal.actor_name)
+        _changed(("mrn", draft.mrn), ("patient", link.patient_id))
         effects.patient_change = "updated"
     return link
 
 
 async def _provider(conn: AsyncConnection, draft: ProviderDraft, principal: Principal, ts: datetime) -> str | None:
     """ProviderProfile by NPI, else by (assigning authority, XCN.1); created when new, never rewritten."""
-    if draft.npi:
-        oid = derived_object_id("ProviderProfile", "NPI", draft.npi)
-        stmt, key = _PROVIDER_BY_NPI, draft.npi
-    elif draft.provider_id:
-        oid = derived_object_id("ProviderProfile", draft.id_authority, draft.provider_id)
-        stmt, key = _PROVIDER_BY_ID, oid
-    else:
+    found = _provider_lookup(draft)
+    if found is None:
         return None
-    row = (await conn.execute(stmt, {"key": key})).first()
-    if row is not None:
-        return str(row.objectId)
+    oid, by, key = found
+    hit, known = _read_ahead(("provider", by, key))
+    if hit:
+        if known is not None:
+            return str(known)
+    else:
+        row = (await conn.execute(_PROVIDER_BY_NPI if by == "npi" else _PROVIDER_BY_ID, {"key": key})).first()
+        if row is not None:
+            return str(row.objectId)
     values: dict[str, Any] = {
         "objectId": oid,
         "createdAt": ts,
@@ -264,7 +269,19 @@ async def _provider(conn: AsyncConnection, draft: ProviderDraft, principal: Prin
     }
     values.update(links.acl_columns("ProviderProfile", values, None))
     await insert_record(conn, _PROVIDER, values, actor=principal.actor_name)
+    _changed(("provider", by, key))
     return oid
+
+
+def _provider_lookup(draft: ProviderDraft) -> tuple[str, str, str] | None:
+    """(the id a new profile gets, what it is looked up by, the key): by NPI, else by (assigning
+    authority, XCN.1) through the id derived from them; None when the draft names neither."""
+    if draft.npi:
+        return derived_object_id("ProviderProfile", "NPI", draft.npi), "npi", draft.npi
+    if draft.provider_id:
+        oid = derived_object_id("ProviderProfile", draft.id_authority, draft.provider_id)
+        return oid, "id", oid
+    return None
 
 
 def _values(draft: ResultDraft, provider: str | None) -> dict[str, Any]:
@@ -361,8 +378,10 @@ async def apply_results(
     group = staged.current()
     if group is not None and group.holds(_staged_keys(ids)):  # an earlier message of the group made them
         await group.flush(conn)
-    rows = (await conn.execute(stmt, {"ids": ids + legacy})).mappings().all()
-    current_of: dict[str, Record] = {str(r["objectId"]): dict(r) for r in rows}
+    rows = _read_ahead_results(ids + legacy)
+    if rows is None:
+        rows = [dict(r) for r in (await conn.execute(stmt, {"ids": ids + legacy})).mappings()]
+    current_of: dict[str, Record] = {str(r["objectId"]): r for r in rows}
     if legacy:
         planned = [
             (old if oid not in current_of and old in current_of else oid, draft, values)
@@ -398,7 +417,8 @@ async def _add_to_care_team(
     """Append the active ordering providers missing from the patient's care team (see the module docstring)."""
     if not providers:
         return
-    present = {str(r.relatedId) for r in await conn.execute(_TEAM, {"patient": link.patient_id})}
+    hit, team = _read_ahead(("team", link.patient_id))
+    present = team if hit else {str(r.relatedId) for r in await conn.execute(_TEAM, {"patient": link.patient_id})}
     missing = [p for p in providers if p not in present]
     if not missing:
         return
@@ -417,6 +437,7 @@ async def _add_to_care_team(
     record = await update_record(
         conn, _PATIENT, current, {"updatedAt": effects.at}, actor=principal.actor_name, joins={"careTeam": team}
     )
+    _changed(("team", link.patient_id), ("patient", link.patient_id))
     await links.sync_care_team_role(conn, link.patient_id)
     effects.care_team.extend(added)
     effects.audit.append(
@@ -498,6 +519,7 @@ async def _insert_fresh(
         return
     rows = list(fresh.values())
     fresh.clear()
+    _changed(*(("result", r["objectId"]) for r in rows))
     versions = [
         {
             "className": "LabResult",
@@ -548,7 +570,94 @@ async def _update_result(
         changes["publishedAt"] = changes["updatedAt"]
     changes.update(links.acl_columns("LabResult", {**current, **changes}, link))
     record = await update_record(conn, _RESULT, current, changes, actor=principal.actor_name)
+    _changed(("result", oid))
     effects.updated.append(oid)
     if republish:
         _publish(effects, principal, oid, record, link, message_id)
     return {**current, **changes, "version": record["version"]}
+
+
+# ---- reading a group's lookups ahead (``hl7v2.prefetch``) ------------------------------------
+
+
+def _read_ahead(key: tuple[str, ...]) -> tuple[bool, Any]:
+    reads = prefetch.current()
+    return reads.lookup(key) if reads is not None else (False, None)
+
+
+def _changed(*keys: tuple[str, ...]) -> None:
+    reads = prefetch.current()
+    if reads is not None:
+        reads.changed(keys)
+
+
+def _read_ahead_patients(mrn: str) -> list[dict[str, Any]] | None:
+    """The profiles with ``mrn`` as read ahead, or None (read the store): also when a job of the
+    group has changed one of them (a care team added) since."""
+    reads = prefetch.current()
+    if reads is None:
+        return None
+    hit, rows = reads.lookup(("mrn", mrn))
+    if not hit or any(reads.is_changed(("patient", row["objectId"])) for row in rows):
+        return None
+    return [dict(row) for row in rows]
+
+
+def _read_ahead_results(ids: list[str]) -> list[dict[str, Any]] | None:
+    """The stored rows of ``ids`` as read ahead, or None when any of them was not read ahead or has
+    been written by the group since (read the store)."""
+    reads = prefetch.current()
+    if reads is None:
+        return None
+    rows = []
+    for oid in ids:
+        hit, row = reads.lookup(("result", oid))
+        if not hit:
+            return None
+        if row is not None:
+            rows.append(dict(row))
+    return rows
+
+
+async def read_ahead(conn: AsyncConnection, reads: prefetch.GroupReads, mapped: list[Any], *, legacy_ids: bool) -> None:
+    """Read what the ``apply_patient``/``apply_results`` of these messages will look up: profiles by
+    MRN and their care teams, ordering providers, the results (locked on PostgreSQL, as their
+    lookup locks them). Keys that find nothing are recorded as such. With ``legacy_ids`` the
+    results are not read ahead (their lookup also asks for pre-clustering ids)."""
+    mrns = sorted({m.patient.mrn for m in mapped if m.patient is not None and m.patient.mrn})
+    if mrns:
+        by_mrn: dict[str, list[dict[str, Any]]] = {mrn: [] for mrn in mrns}
+        people = _PATIENT.table
+        for person in (await conn.execute(select(people).where(people.c.medicalRecordNumber.in_(mrns)))).mappings():
+            by_mrn[str(person["medicalRecordNumber"])].append(dict(person))
+        for mrn, rows in by_mrn.items():
+            reads.put(("mrn", mrn), rows)
+        patients = sorted({str(row["objectId"]) for rows in by_mrn.values() for row in rows})
+        if patients:
+            teams: dict[str, set[str]] = {p: set() for p in patients}
+            members = select(_CARE.c.owningId, _CARE.c.relatedId).where(_CARE.c.owningId.in_(patients))
+            for member in await conn.execute(members):
+                teams[str(member.owningId)].add(str(member.relatedId))
+            for patient, team in teams.items():
+                reads.put(("team", patient), team)
+    oru = [m for m in mapped if hasattr(m, "results")]
+    lookups = [named for m in oru for p in m.providers if (named := _provider_lookup(p)) is not None]
+    doctors = _PROVIDER.table
+    for by, column in (("npi", doctors.c.npi), ("id", doctors.c.objectId)):
+        keys = sorted({key for _, kind, key in lookups if kind == by})
+        if not keys:
+            continue
+        known: dict[str, str | None] = dict.fromkeys(keys)
+        for doctor in await conn.execute(select(doctors.c.objectId, column.label("key")).where(column.in_(keys))):
+            known[str(doctor.key)] = known[str(doctor.key)] or str(doctor.objectId)
+        for key, oid in known.items():
+            reads.put(("provider", by, key), oid)
+    if legacy_ids or not oru:
+        return
+    ids = sorted({result_id(m.header.sending_facility, d) for m in oru for d in m.results if d.order_id})
+    if not ids:
+        return
+    stmt = _RESULTS_LOCKED if conn.dialect.name == "postgresql" else _RESULTS
+    stored = {str(r["objectId"]): dict(r) for r in (await conn.execute(stmt, {"ids": ids})).mappings()}
+    for oid in ids:
+        reads.put(("result", oid), stored.get(oid))

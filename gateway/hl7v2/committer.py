@@ -27,8 +27,9 @@ Rules the tests rely on:
   the group, in job order, under one head lock (one INSERT and one head move per group
   instead of per message), before the COMMIT; a re-run collects them afresh.
 * The rows jobs insert (results, their versions, the message log) are staged and inserted
-  with one statement per table at the end of the group (``hl7v2.staged``); if that fails,
-  the group is re-run with every job inserting its own rows.
+  with one statement per table at the end of the group (``hl7v2.staged``), and what a group
+  of two or more will look up is read ahead with one statement per kind before its first job
+  (``hl7v2.prefetch``); if either fails, the group is re-run without them.
 
 On SQLite a group runs on a synchronous connection (``engine.create_sync_writer``): the
 jobs are the same coroutines, driven to completion through ``_SyncConnection``, whose
@@ -61,6 +62,7 @@ from gateway import faults
 from gateway.audit.writer import AuditEntry, append_many, collected
 from gateway.errors import Conflict
 from gateway.faults import FaultPoint
+from gateway.hl7v2.prefetch import GroupReads, reading
 from gateway.hl7v2.staged import InsertsFailed, StagedInserts, staging
 from gateway.store import leanwrite
 from gateway.store.database import Database
@@ -75,11 +77,20 @@ Job = Callable[[AsyncConnection], Awaitable[Any]]
 
 RetryableFailure = (Conflict, IntegrityError)
 
+ReadAhead = Callable[[AsyncConnection, GroupReads, list[Any]], Awaitable[None]]
+"""Reads what a group's jobs will look up, given what each job was submitted with (``hl7v2.prefetch``)."""
+
+
+class ReadAheadFailed(Exception):
+    """Reading a group's lookups ahead failed; the group is re-run without it."""
+
 
 @dataclass(eq=False, slots=True)
 class _Pending:
     job: Job
     future: asyncio.Future[Any]
+    work: Any = None
+    """What the job was made from, for ``GroupCommitter.read_ahead``."""
     failures: int = 0
     savepoints: bool = False
     """Run with real savepoints: an earlier run failed inside one (see ``_Optimistic``)."""
@@ -250,15 +261,20 @@ class GroupCommitter:
         self._held: Connection | None = None
         """With ``wait_inline``, the writer's connection between groups: checking it out of the pool
         and back in (a reset each time) cost as much as a group's BEGIN and COMMIT statements."""
+        self.read_ahead: ReadAhead | None = None
+        """Set by the ingest: reads a group's lookups ahead (``hl7v2.prefetch``), for groups of two or more."""
         self.groups = 0
         """Transactions committed (for tests and the bench: messages / groups = mean group size)."""
         self.jobs = 0
+        self.reruns = 0
+        """Groups rolled back and run again (a job failed, or the staged rows or reads ahead did)."""
 
-    def submit(self, job: Job) -> asyncio.Future[Any]:
-        """Queue ``job`` (synchronously, so submission order is call order) and return its future."""
+    def submit(self, job: Job, work: Any = None) -> asyncio.Future[Any]:
+        """Queue ``job`` (synchronously, so submission order is call order) and return its future;
+        ``work``, what the job was made from, is handed to ``read_ahead``."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append(_Pending(job, future))
+        self._pending.append(_Pending(job, future, work))
         if self._flusher is None or self._flusher.done() or self._flusher.get_loop() is not loop:
             self._flusher = loop.create_task(self._flush())
         return future
@@ -375,11 +391,12 @@ class GroupCommitter:
                 conn = cast(AsyncConnection, sync)
                 audit: list[AuditEntry] = []
                 staged = StagedInserts() if stage else None
-                with collected(audit), staging(staged):
+                reads = _drive(self._read_ahead(conn, live)) if stage else None
+                with collected(audit), staging(staged), reading(reads):
                     for entry in live:
                         sync.savepoints = entry.savepoints
                         try:
-                            _drive(_stage_for(entry, staged, conn))
+                            _drive(_stage_for(entry, staged, reads, conn))
                             entry.result = _drive(entry.job(conn))  # type: ignore[arg-type]
                         except _Suspended:
                             raise
@@ -394,7 +411,7 @@ class GroupCommitter:
                 sync_conn.rollback()
                 sync_conn.close()
                 if _staging_failed(failed):
-                    stage = False
+                    stage, self.reruns = False, self.reruns + 1
                     continue
                 if not isinstance(failed, _JobFailed):
                     raise  # _Suspended (the async path re-runs the group) or a bug
@@ -423,7 +440,20 @@ class GroupCommitter:
                 _resolve(entry.future, entry.result, None)
             return
 
+    async def _read_ahead(self, conn: AsyncConnection, live: list[_Pending]) -> GroupReads | None:
+        """The group's lookups read ahead, for a group of two or more (for one, reading ahead is as
+        many statements as the job's own lookups)."""
+        if self.read_ahead is None or len(live) < 2:
+            return None
+        reads = GroupReads()
+        try:
+            await self.read_ahead(conn, reads, [entry.work for entry in live])
+        except Exception as exc:
+            raise ReadAheadFailed(f"reading a group's lookups ahead failed: {exc}") from exc
+        return reads
+
     def _give_up(self, failed: _JobFailed) -> bool:
+        self.reruns += 1
         entry = failed.entry
         if isinstance(failed.error, _NeedsSavepoint) and not entry.savepoints:
             entry.savepoints = True  # not a failure: the next run takes its savepoints
@@ -445,12 +475,13 @@ class GroupCommitter:
                     on = conn if lean is None else cast(AsyncConnection, lean)
                     audit: list[AuditEntry] = []
                     staged = StagedInserts() if stage else None
-                    with collected(audit), staging(staged):
+                    reads = await self._read_ahead(on, live) if stage else None
+                    with collected(audit), staging(staged), reading(reads):
                         for entry in live:
                             try:
                                 if lean is not None:
                                     lean.savepoints = entry.savepoints
-                                await _stage_for(entry, staged, on)
+                                await _stage_for(entry, staged, reads, on)
                                 entry.result = await entry.job(on)
                             except Exception as exc:
                                 raise _JobFailed(entry, exc) from exc
@@ -459,12 +490,12 @@ class GroupCommitter:
                     if audit:
                         await append_many(on, audit)
                     faults.reached(FaultPoint.IN_TRANSACTION)
-            except InsertsFailed:
-                stage = False
+            except (InsertsFailed, ReadAheadFailed):
+                stage, self.reruns = False, self.reruns + 1
                 continue
             except _JobFailed as failed:
                 if _staging_failed(failed):
-                    stage = False
+                    stage, self.reruns = False, self.reruns + 1
                     continue
                 if self._give_up(failed):
                     live.remove(failed.entry)
@@ -482,9 +513,14 @@ class GroupCommitter:
             return
 
 
-async def _stage_for(entry: _Pending, staged: StagedInserts | None, conn: AsyncConnection) -> None:
+async def _stage_for(
+    entry: _Pending, staged: StagedInserts | None, reads: GroupReads | None, conn: AsyncConnection
+) -> None:
     """A job with real savepoints inserts its own rows (rolling back to one must undo them), and
-    the rows staged before it go in first, so that its lookups find them (``hl7v2.staged``)."""
+    the rows staged before it go in first, so that its lookups find them (``hl7v2.staged``); it
+    reads the store itself too (``hl7v2.prefetch``)."""
+    if reads is not None:
+        reads.active = not entry.savepoints
     if staged is None:
         return
     staged.active = not entry.savepoints
@@ -495,7 +531,7 @@ async def _stage_for(entry: _Pending, staged: StagedInserts | None, conn: AsyncC
 def _staging_failed(failed: BaseException) -> bool:
     """The group's staged rows could not be inserted: it is re-run with each job inserting its own
     (not a failure of the job that happened to flush them)."""
-    return isinstance(failed, InsertsFailed) or (
+    return isinstance(failed, InsertsFailed | ReadAheadFailed) or (
         isinstance(failed, _JobFailed) and isinstance(failed.error, InsertsFailed)
     )
 

@@ -38,9 +38,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway import faults
 from gateway.audit.writer import AuditAction, AuditEntry, append_later
 from gateway.faults import FaultPoint
-from gateway.hl7v2 import messagelog
+from gateway.hl7v2 import apply, messagelog
 from gateway.hl7v2.apply import Effects, Unappliable, apply_patient, apply_results, has_legacy_result_ids
 from gateway.hl7v2.committer import GroupCommitter, Job, RetryableFailure
+from gateway.hl7v2.prefetch import GroupReads
 from gateway.hl7v2.writer_process import WriterLost, WriterProcess
 from gateway.policy.principal import RequestInfo, system
 from gateway.store.database import Database
@@ -182,13 +183,17 @@ class Ingest:
         self._legacy_ids: bool | None = None
         """Whether results may be stored under their pre-clustering ids (``apply.has_legacy_result_ids``),
         asked once, in the first message's transaction."""
+        if db.dialect == "postgresql":
+            # Only where each lookup is a round trip: on SQLite reading ahead cost more Python than
+            # it saved (in-process writer, groups of 4: 1.92-2.07 -> 2.09-2.34 ms CPU a message).
+            self.committer.read_ahead = self.read_ahead
 
     def store(self, work: Work) -> asyncio.Future[Reply]:
         """Queue ``work`` (call order is commit order); resolves after the commit that holds it."""
         writer = self.writer
         if writer is not None and writer.running:
             return writer.submit(work)
-        return self.committer.submit(self.job(work))
+        return self.committer.submit(self.job(work), work)
 
     def job(self, work: Work) -> Job:
         """The write job for ``work``, for a committer in this process."""
@@ -197,6 +202,22 @@ class Ingest:
         if isinstance(work, FinishWork):
             return self._finish(work.inbound, work.delivery, work.code, work.reasons, owns=work.owns)
         return _record(work.entry, work.reply)
+
+    async def read_ahead(self, conn: AsyncConnection, reads: GroupReads, works: list[Any]) -> None:
+        """What the jobs of a group will look up, read with one statement per kind (``hl7v2.prefetch``):
+        the control ids that may be repeats, then the patients, providers and results."""
+        controls = [
+            (w.inbound.header.sending_facility[:255], w.inbound.header.control_id[:255])
+            for w in works
+            if isinstance(w, ApplyWork) or (isinstance(w, FinishWork) and w.owns)
+        ]
+        await messagelog.read_ahead(conn, reads, controls)
+        mapped = [w.mapped for w in works if isinstance(w, ApplyWork)]
+        if not mapped:
+            return
+        if self._legacy_ids is None:
+            self._legacy_ids = await has_legacy_result_ids(conn)
+        await apply.read_ahead(conn, reads, mapped, legacy_ids=self._legacy_ids)
 
     def submit(self, raw: bytes, delivery: Delivery) -> asyncio.Future[list[Reply]]:
         """Parse now and queue the writes now (so callers' order is commit order); the replies

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.hl7v2 import staged
+from gateway.hl7v2 import prefetch, staged
 from gateway.store.models import Hl7Message, table_of
 from mappings.hl7v2 import AckCode, Hl7Error, MessageHeader
 
@@ -70,9 +70,15 @@ _FIND_CONTROL = select(_log.c.id, _log.c.outcome, _log.c.ack, _log.c.digest).whe
 
 async def find_control(conn: AsyncConnection, facility: str, control_id: str) -> LoggedAck | None:
     """The row that owns (facility, MSH-10), if any (one an earlier message of the group staged too)."""
+    key = _control_key(facility, control_id)
     group = staged.current()
-    if group is not None and group.holds([_control_key(facility, control_id)]):
+    if group is not None and group.holds([key]):
         await group.flush(conn)
+    else:
+        reads = prefetch.current()
+        hit, known = reads.lookup(key) if reads is not None else (False, None)
+        if hit:
+            return known
     row = (await conn.execute(_FIND_CONTROL, {"facility": facility, "control": control_id})).first()
     if row is None:
         return None
@@ -86,11 +92,32 @@ def _control_key(facility: str, control_id: str) -> tuple[str, str, str]:
     return ("Hl7Message", facility, control_id)
 
 
+async def read_ahead(conn: AsyncConnection, reads: prefetch.GroupReads, controls: list[tuple[str, str]]) -> None:
+    """``find_control`` for each (facility, MSH-10) of a group in one statement (``hl7v2.prefetch``);
+    a pair that finds nothing is recorded as such."""
+    if not controls:
+        return
+    wanted = set(controls)
+    found: dict[tuple[str, str], LoggedAck | None] = dict.fromkeys(wanted)
+    stmt = select(_log.c.id, _log.c.outcome, _log.c.ack, _log.c.digest, _log.c.sendingFacility, _log.c.controlKey)
+    facilities, keys = sorted({f for f, _ in wanted}), sorted({c for _, c in wanted})
+    # Both columns constrained: the unique (sendingFacility, controlKey) index answers it.
+    for row in await conn.execute(stmt.where(_log.c.sendingFacility.in_(facilities) & _log.c.controlKey.in_(keys))):
+        pair = (str(row.sendingFacility), str(row.controlKey))
+        if pair in wanted:
+            found[pair] = LoggedAck(str(row.id), AckCode(row.outcome), str(row.ack), str(row.digest))
+    for (facility, control), known in found.items():
+        reads.put(_control_key(facility, control), known)
+
+
 async def record(conn: AsyncConnection, entry: LogEntry) -> None:
     """Insert the row (inside a group commit: stage it, ``hl7v2.staged``). ``IntegrityError`` when
     another transaction took the control id first: here, or when the group's staged rows go in."""
     h = entry.header
     row = _row(entry, h)
+    reads = prefetch.current()
+    if reads is not None and row["controlKey"] is not None:
+        reads.changed([_control_key(row["sendingFacility"], row["controlKey"])])
     group = staged.current()
     if group is None:
         await conn.execute(_INSERT, row)

@@ -304,7 +304,7 @@ async def _serve(sock: socket.socket, database_url: str) -> None:
     def received(frame: tuple[int, Work]) -> None:
         seq, work = frame
         try:
-            future = ingest.committer.submit(ingest.job(work))
+            future = ingest.committer.submit(ingest.job(work), work)
         except Exception as exc:  # a bug: the serve process must still get an answer
             future = loop.create_future()
             future.set_exception(exc)
