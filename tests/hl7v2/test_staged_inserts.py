@@ -204,3 +204,20 @@ async def test_a_message_rerun_with_savepoints_sees_the_rows_staged_before_it(
     assert [o for o, _ in rows] == ["F-AFTER", "F-AFTER", "F-OWNED", "F-OWNED"]
     assert len({p for o, p in rows if o == "F-OWNED"}) == 1
     assert [(d["controlId"], d["outcome"]) for d in await dead_letters(db)] == [("ST-THIEF", "AE")]
+
+
+async def test_a_read_ahead_that_fails_reruns_the_group_without_it(db: Database) -> None:
+    """``hl7v2.prefetch``: the group's lookups read ahead (PostgreSQL's default; set here on either
+    backend) failing mid-transaction re-runs the group with every message looking up its own."""
+    ingest = Ingest(db)
+    calls: list[int] = []
+
+    async def failing(conn: Any, reads: Any, works: list[Any]) -> None:
+        calls.append(len(works))
+        await ingest.read_ahead(conn, reads, works)  # the real reads, then a failure after them
+        raise RuntimeError("the read ahead failed")
+
+    ingest.committer.read_ahead = failing
+    assert await _group(ingest, *(oru(f"ST-RA-{i}", "MRN-ST-RA", f"RA{i}") for i in range(3))) == ["AA"] * 3
+    assert calls == [3] and ingest.committer.reruns == 1
+    assert (await counts(db))["LabResult"] == 6
