@@ -26,10 +26,11 @@ Python around them (prepared, ``executemany`` as the store issues them, ``synchr
 committing after every message and after every 8 (then, as the committer does, the statements a
 group runs once, its staged inserts and its audit append, go in once for the 8 messages: see
 ``_transactions``). That is SQLite's own work for the rows a message writes (12 LabResults,
-their first versions, 13 AuditLog entries, the message log row, the lookups); for PostgreSQL the same is replayed on a bare asyncpg connection (its own
-work plus a round trip a statement). One sender waits for each ACK, so its messages are parsed,
-stored and committed one after another: on 1 connection b/a cannot exceed a / (a + that work) however lean
-the Python becomes, writer process or not. With several connections the writer process stores
+their first versions, 13 AuditLog entries, the message log row, the lookups); for PostgreSQL
+the same is replayed on a bare asyncpg connection (its own work plus a round trip a statement).
+One sender waits for each ACK, so its messages are parsed, stored and committed one after
+another: on 1 connection b/a cannot exceed a / (a + that work) however lean the Python becomes,
+writer process or not. With several connections the writer process stores
 one group while the serve process parses the next messages, so there the bound printed is that
 of ``GATEWAY_HL7_WRITER=inline``; the writer process's own bound is its work per message
 (SQLite's plus the store's Python) against the parse work, on a machine whose two cores also
