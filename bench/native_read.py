@@ -23,6 +23,7 @@ import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, insert
 
@@ -51,7 +52,7 @@ def build(db_path: Path, patients: int, per_patient: int, first_patient: int | N
     user_id, role_id = new_object_id(), new_object_id()
     with engine.begin() as conn:
         conn.execute(
-            insert(models.User.__table__),
+            insert(models.table_of(models.User)),
             {
                 "objectId": user_id,
                 "username": "p0@example.org",
@@ -63,7 +64,7 @@ def build(db_path: Path, patients: int, per_patient: int, first_patient: int | N
             },
         )
         conn.execute(
-            insert(models.Role.__table__),
+            insert(models.table_of(models.Role)),
             {
                 "objectId": role_id,
                 "name": "patient",
@@ -74,9 +75,9 @@ def build(db_path: Path, patients: int, per_patient: int, first_patient: int | N
                 "_wperm": [],
             },
         )
-        conn.execute(insert(models.RoleUser.__table__), {"owningId": role_id, "relatedId": user_id})
+        conn.execute(insert(models.table_of(models.RoleUser)), {"owningId": role_id, "relatedId": user_id})
         conn.execute(
-            insert(models.Session.__table__),
+            insert(models.table_of(models.Session)),
             {
                 "objectId": new_object_id(),
                 "user": user_id,
@@ -92,7 +93,7 @@ def build(db_path: Path, patients: int, per_patient: int, first_patient: int | N
         )
         providers = [new_object_id() for _ in range(20)]
         conn.execute(
-            insert(models.ProviderProfile.__table__),
+            insert(models.table_of(models.ProviderProfile)),
             [
                 {
                     "objectId": p,
@@ -124,11 +125,11 @@ def build(db_path: Path, patients: int, per_patient: int, first_patient: int | N
             }
             acl = record_acl("PatientProfile", row, link)
             rows.append({**row, "ACL": acl, "_rperm": flatten(acl)[0], "_wperm": flatten(acl)[1]})
-        conn.execute(insert(models.PatientProfile.__table__), rows)
+        conn.execute(insert(models.table_of(models.PatientProfile)), rows)
         first_results: list[str] = []
         for i, pid in enumerate(patient_ids):
             link = PatientLink(pid, user_id if i == 0 else None)
-            batch = []
+            batch: list[dict[str, Any]] = []
             for j in range(first_patient if i == 0 and first_patient is not None else per_patient):
                 ts = now - timedelta(hours=rng.randint(1, 24 * 365))
                 row = {
@@ -154,7 +155,7 @@ def build(db_path: Path, patients: int, per_patient: int, first_patient: int | N
                 acl = record_acl("LabResult", row, link)
                 rperm, wperm = flatten(acl)
                 batch.append({**row, "ACL": acl, "_rperm": rperm, "_wperm": wperm})
-            conn.execute(insert(models.LabResult.__table__), batch)
+            conn.execute(insert(models.table_of(models.LabResult)), batch)
             if i == 0:
                 first_results = [r["objectId"] for r in batch]
     engine.dispose()
