@@ -16,8 +16,8 @@ lint:  ## ruff lint and format check
 format:  ## apply ruff formatting
 	.venv/bin/ruff format gateway mappings tests bench
 
-type-check:  ## mypy --strict on gateway and mappings
-	.venv/bin/mypy gateway mappings
+type-check:  ## mypy --strict on gateway, mappings and bench
+	.venv/bin/mypy gateway mappings bench
 
 test:  ## the whole suite (what CI runs)
 	./scripts/test.sh

@@ -15,7 +15,7 @@ if [ -z "${GATEWAY_TEST_DATABASE_URL:-}" ] && command -v pg_isready >/dev/null 2
 fi
 echo "PostgreSQL tests: ${GATEWAY_TEST_DATABASE_URL:-off (set GATEWAY_TEST_DATABASE_URL to enable)}"
 .venv/bin/ruff check gateway mappings tests
-.venv/bin/mypy gateway mappings
+.venv/bin/mypy gateway mappings bench
 .venv/bin/portal-gateway openapi --check
 # Two workers by default (pytest-xdist): every test has its own database and ports, and the
 # suite's wall time halves on a 2-core machine. PYTEST_WORKERS=0 runs it in one process.
