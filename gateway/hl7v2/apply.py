@@ -224,7 +224,7 @@ async def apply_patient(
         }
         values.update(links.acl_columns("PatientProfile", values, link))
         await insert_record(conn, _PATIENT, values, actor=principal.actor_name)
-        _changed(("mrn", draft.mrn), ("patient", oid))
+        prefetch.changed(("mrn", draft.mrn), ("patient", oid))
         await links.sync_care_team_role(conn, oid)
         effects.patient, effects.patient_change = oid, "created"
         return link
@@ -240,7 +240,7 @@ async def apply_patient(
         merged = {**current, **changes}
         changes.update(links.acl_columns("PatientProfile", merged, link))
         await update_record(conn, _PATIENT, current, changes, actor=principal.actor_name)
-        _changed(("mrn", draft.mrn), ("patient", link.patient_id))
+        prefetch.changed(("mrn", draft.mrn), ("patient", link.patient_id))
         effects.patient_change = "updated"
     return link
 
@@ -251,7 +251,7 @@ async def _provider(conn: AsyncConnection, draft: ProviderDraft, principal: Prin
     if found is None:
         return None
     oid, by, key = found
-    hit, known = _read_ahead(("provider", by, key))
+    hit, known = prefetch.lookup(("provider", by, key))
     if hit:
         if known is not None:
             return str(known)
@@ -269,7 +269,7 @@ async def _provider(conn: AsyncConnection, draft: ProviderDraft, principal: Prin
     }
     values.update(links.acl_columns("ProviderProfile", values, None))
     await insert_record(conn, _PROVIDER, values, actor=principal.actor_name)
-    _changed(("provider", by, key))
+    prefetch.changed(("provider", by, key))
     return oid
 
 
@@ -372,7 +372,6 @@ async def apply_results(
     await _add_to_care_team(conn, link, ordering, principal, effects)
     # One read for every row the message touches (not one per OBX); later OBX with the same key see
     # the row as the earlier one left it.
-    stmt = _RESULTS_LOCKED if conn.dialect.name == "postgresql" else _RESULTS
     ids = [oid for oid, _, _ in planned]
     legacy = [legacy_result_id(sender, draft) for _, draft, _ in planned] if legacy_ids else []
     group = staged.current()
@@ -380,7 +379,7 @@ async def apply_results(
         await group.flush(conn)
     rows = _read_ahead_results(ids + legacy)
     if rows is None:
-        rows = [dict(r) for r in (await conn.execute(stmt, {"ids": ids + legacy})).mappings()]
+        rows = [dict(r) for r in (await conn.execute(_results_of(conn), {"ids": ids + legacy})).mappings()]
     current_of: dict[str, Record] = {str(r["objectId"]): r for r in rows}
     if legacy:
         planned = [
@@ -417,7 +416,7 @@ async def _add_to_care_team(
     """Append the active ordering providers missing from the patient's care team (see the module docstring)."""
     if not providers:
         return
-    hit, team = _read_ahead(("team", link.patient_id))
+    hit, team = prefetch.lookup(("team", link.patient_id))
     present = team if hit else {str(r.relatedId) for r in await conn.execute(_TEAM, {"patient": link.patient_id})}
     missing = [p for p in providers if p not in present]
     if not missing:
@@ -437,7 +436,7 @@ async def _add_to_care_team(
     record = await update_record(
         conn, _PATIENT, current, {"updatedAt": effects.at}, actor=principal.actor_name, joins={"careTeam": team}
     )
-    _changed(("team", link.patient_id), ("patient", link.patient_id))
+    prefetch.changed(("team", link.patient_id), ("patient", link.patient_id))
     await links.sync_care_team_role(conn, link.patient_id)
     effects.care_team.extend(added)
     effects.audit.append(
@@ -505,6 +504,11 @@ def _version_data(row: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _results_of(conn: AsyncConnection) -> Any:
+    """The results lookup: on PostgreSQL it locks the rows it finds, as the message will change them."""
+    return _RESULTS_LOCKED if conn.dialect.name == "postgresql" else _RESULTS
+
+
 def _staged_keys(ids: list[str]) -> list[tuple[str, str]]:
     return [("LabResult", oid) for oid in ids]
 
@@ -519,7 +523,7 @@ async def _insert_fresh(
         return
     rows = list(fresh.values())
     fresh.clear()
-    _changed(*(("result", r["objectId"]) for r in rows))
+    prefetch.changed(*(("result", r["objectId"]) for r in rows))
     versions = [
         {
             "className": "LabResult",
@@ -570,7 +574,7 @@ async def _update_result(
         changes["publishedAt"] = changes["updatedAt"]
     changes.update(links.acl_columns("LabResult", {**current, **changes}, link))
     record = await update_record(conn, _RESULT, current, changes, actor=principal.actor_name)
-    _changed(("result", oid))
+    prefetch.changed(("result", oid))
     effects.updated.append(oid)
     if republish:
         _publish(effects, principal, oid, record, link, message_id)
@@ -578,17 +582,6 @@ async def _update_result(
 
 
 # ---- reading a group's lookups ahead (``hl7v2.prefetch``) ------------------------------------
-
-
-def _read_ahead(key: tuple[str, ...]) -> tuple[bool, Any]:
-    reads = prefetch.current()
-    return reads.lookup(key) if reads is not None else (False, None)
-
-
-def _changed(*keys: tuple[str, ...]) -> None:
-    reads = prefetch.current()
-    if reads is not None:
-        reads.changed(keys)
 
 
 def _read_ahead_patients(mrn: str) -> list[dict[str, Any]] | None:
@@ -657,7 +650,6 @@ async def read_ahead(conn: AsyncConnection, reads: prefetch.GroupReads, mapped: 
     ids = sorted({result_id(m.header.sending_facility, d) for m in oru for d in m.results if d.order_id})
     if not ids:
         return
-    stmt = _RESULTS_LOCKED if conn.dialect.name == "postgresql" else _RESULTS
-    stored = {str(r["objectId"]): dict(r) for r in (await conn.execute(stmt, {"ids": ids})).mappings()}
+    stored = {str(r["objectId"]): dict(r) for r in (await conn.execute(_results_of(conn), {"ids": ids})).mappings()}
     for oid in ids:
         reads.put(("result", oid), stored.get(oid))

@@ -213,11 +213,13 @@ class Ingest:
         ]
         await messagelog.read_ahead(conn, reads, controls)
         mapped = [w.mapped for w in works if isinstance(w, ApplyWork)]
-        if not mapped:
-            return
+        if mapped:
+            await apply.read_ahead(conn, reads, mapped, legacy_ids=await self._legacy(conn))
+
+    async def _legacy(self, conn: AsyncConnection) -> bool:
         if self._legacy_ids is None:
             self._legacy_ids = await has_legacy_result_ids(conn)
-        await apply.read_ahead(conn, reads, mapped, legacy_ids=self._legacy_ids)
+        return self._legacy_ids
 
     def submit(self, raw: bytes, delivery: Delivery) -> asyncio.Future[list[Reply]]:
         """Parse now and queue the writes now (so callers' order is commit order); the replies
@@ -484,8 +486,7 @@ class Ingest:
             raise Unappliable([Hl7Error(ErrorCode.REQUIRED_FIELD_MISSING, "PID", 1, 3, "no patient identifier")])
         link = await apply_patient(conn, mapped.patient, principal, effects)
         if hasattr(mapped, "results"):
-            if self._legacy_ids is None:
-                self._legacy_ids = await has_legacy_result_ids(conn)
+            legacy_ids = await self._legacy(conn)
             await apply_results(
                 conn,
                 mapped.results,
@@ -495,7 +496,7 @@ class Ingest:
                 sender=mapped.header.sending_facility,
                 message_id=message_id,
                 effects=effects,
-                legacy_ids=self._legacy_ids,
+                legacy_ids=legacy_ids,
             )
 
 

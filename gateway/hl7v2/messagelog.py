@@ -75,10 +75,9 @@ async def find_control(conn: AsyncConnection, facility: str, control_id: str) ->
     if group is not None and group.holds([key]):
         await group.flush(conn)
     else:
-        reads = prefetch.current()
-        hit, known = reads.lookup(key) if reads is not None else (False, None)
+        hit, known = prefetch.lookup(key)
         if hit:
-            return known
+            return known  # type: ignore[no-any-return]
     row = (await conn.execute(_FIND_CONTROL, {"facility": facility, "control": control_id})).first()
     if row is None:
         return None
@@ -115,16 +114,13 @@ async def record(conn: AsyncConnection, entry: LogEntry) -> None:
     another transaction took the control id first: here, or when the group's staged rows go in."""
     h = entry.header
     row = _row(entry, h)
-    reads = prefetch.current()
-    if reads is not None and row["controlKey"] is not None:
-        reads.changed([_control_key(row["sendingFacility"], row["controlKey"])])
+    keys = [] if row["controlKey"] is None else [_control_key(row["sendingFacility"], row["controlKey"])]
+    prefetch.changed(*keys)
     group = staged.current()
     if group is None:
         await conn.execute(_INSERT, row)
-    elif row["controlKey"] is None:
-        group.add(_INSERT, [row])
     else:
-        group.add(_INSERT, [row], [_control_key(row["sendingFacility"], row["controlKey"])])
+        group.add(_INSERT, [row], keys)
 
 
 def _row(entry: LogEntry, h: MessageHeader | None) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["GroupReads", "current", "reading"]
+__all__ = ["GroupReads", "changed", "current", "lookup", "reading"]
 
 _MISSING = object()
 
@@ -79,3 +79,16 @@ def reading(into: GroupReads | None) -> Iterator[None]:
 def current() -> GroupReads | None:
     """The running group's reads (for lookups, ``lookup``; for writes, ``changed``), if any."""
     return _reads.get()
+
+
+def lookup(key: Hashable) -> tuple[bool, Any]:
+    """``GroupReads.lookup`` on the running group's reads; a miss outside a group."""
+    reads = _reads.get()
+    return reads.lookup(key) if reads is not None else (False, None)
+
+
+def changed(*keys: Hashable) -> None:
+    """``GroupReads.changed`` on the running group's reads, if any."""
+    reads = _reads.get()
+    if reads is not None:
+        reads.changed(keys)
