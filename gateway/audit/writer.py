@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -101,19 +101,34 @@ def _numbers(value: Any) -> Any:
     return value
 
 
-_AS_IS = (str, int, bool, type(None))
-"""Values ``_numbers`` returns unchanged; most hashed fields are one of these, and skipping the call
-for them halves the cost of hashing an entry."""
+_SORTED_PREFIXES = tuple((k, json.dumps(k) + ":") for k in sorted(HASHED_FIELDS))
+_escape = json.encoder.encode_basestring_ascii
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def canonical(values: dict[str, Any]) -> bytes:
-    """Sorted keys, no whitespace, ASCII escapes, integral floats as integers (catalog G04)."""
-    return json.dumps(
-        {k: v if type(v := values.get(k)) in _AS_IS else _numbers(v) for k in HASHED_FIELDS},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-    ).encode()
+    """Sorted keys, no whitespace, ASCII escapes, integral floats as integers (catalog G04).
+
+    Written as ``json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=True)`` writes
+    it, byte for byte (``tests/unit/test_audit_canonical.py`` holds the two side by side), but field
+    by field in the fixed sorted order: strings through the same C escaper, other values through
+    ``json.dumps`` itself. Every audited write hashes its entries, and this took half the time."""
+    parts = []
+    for key, prefix in _SORTED_PREFIXES:
+        v = values.get(key)
+        kind = type(v)
+        if kind is str:
+            parts.append(prefix + _escape(cast(str, v)))
+        elif v is None:
+            parts.append(prefix + "null")
+        elif kind is int:
+            parts.append(prefix + int.__repr__(v))
+        else:
+            parts.append(prefix + _dumps(v if kind is bool else _numbers(v)))
+    return ("{" + ",".join(parts) + "}").encode()
 
 
 def entry_hash(values: dict[str, Any]) -> str:

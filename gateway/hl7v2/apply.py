@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select
@@ -47,6 +48,7 @@ from gateway.store.models import CareTeam, Hl7ResultIds, Version, table_of
 from gateway.store.objects import Record, get_record, insert_record, now, update_record
 from gateway.store.types import UTCDateTime, utc_iso
 from mappings.hl7v2 import ErrorCode, Hl7Error, PatientDraft, ProviderDraft, ResultDraft, to_json
+from mappings.hl7v2.drafts import key_id_of
 
 __all__ = [
     "Effects",
@@ -85,7 +87,14 @@ _LEGACY_FLAG = select(_RESULT_IDS.c.legacy).where(_RESULT_IDS.c.id == 1)
 def result_id(sender: str, draft: ResultDraft) -> str:
     """The LabResult an OBX maps to: derived from (sender, natural key), clustered by its order so
     that a message's results share index pages (``ids.clustered_object_id``)."""
-    return clustered_object_id(("LabResult", sender, draft.order_id), str(draft.key_id))
+    return _result_id(sender, draft.key)
+
+
+@lru_cache(maxsize=4096)
+def _result_id(sender: str, key: tuple[str, str, str, str]) -> str:
+    """Remembered: on PostgreSQL a group's read-ahead asks for the ids its jobs ask for again (two
+    hashes a result each time)."""
+    return clustered_object_id(("LabResult", sender, key[0]), str(key_id_of(key)))
 
 
 def legacy_result_id(sender: str, draft: ResultDraft) -> str:

@@ -89,9 +89,10 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
         if dialect.name == "sqlite":
-            return value.replace(tzinfo=None)
+            return value.astimezone(UTC).replace(tzinfo=None)
+        # PostgreSQL's timestamptz keeps the instant, whatever the offset it is sent with, and the
+        # driver converts it: converting here too cost a call per date (ninety an HL7 message).
         return value
 
     def result_processor(self, dialect: Dialect, coltype: object) -> Any:

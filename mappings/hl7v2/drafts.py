@@ -23,6 +23,7 @@ __all__ = [
     "PatientDraft",
     "ProviderDraft",
     "ResultDraft",
+    "key_id_of",
     "to_json",
 ]
 
@@ -125,7 +126,12 @@ class ResultDraft:
     @property
     def key_id(self) -> uuid.UUID:
         """Deterministic LabResult id: uuid5 over the natural key (plus the sender, by the caller)."""
-        return uuid.uuid5(RESULT_NAMESPACE, "|".join(self.key))
+        return key_id_of(self.key)
+
+
+def key_id_of(key: tuple[str, str, str, str]) -> uuid.UUID:
+    """``ResultDraft.key_id`` for a natural key, for callers that remember ids by key."""
+    return uuid.uuid5(RESULT_NAMESPACE, "|".join(key))
 
 
 @dataclass
