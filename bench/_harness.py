@@ -31,9 +31,59 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (0 once it is gone), from ``/proc``."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def family(pid: int) -> list[int]:
+    """``pid`` and its descendants (the serve process and the writer process it forks)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(parents.get(p, []))
+    return found
+
+
+def processes_named(name: str) -> list[int]:
+    """Every process whose command name is ``name`` (a local PostgreSQL server's processes)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as f:
+                    if f.read().strip() == name:
+                        pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
 @contextmanager
 def live_server(database_url: str, **env: str) -> Iterator[str]:
     """One uvicorn worker serving the app on a free port; yields the base URL."""
+    with live_process(database_url, **env) as (base, _pid):
+        yield base
+
+
+@contextmanager
+def live_process(database_url: str, **env: str) -> Iterator[tuple[str, int]]:
+    """``live_server``, yielding the server's process id too (for the CPU it uses)."""
     port = free_port()
     environ = dict(
         os.environ,
@@ -67,7 +117,7 @@ def live_server(database_url: str, **env: str) -> Iterator[str]:
                 proc.wait(10)
                 log.seek(0)
                 raise RuntimeError("server did not become ready: " + log.read()[-4000:].decode(errors="replace"))
-            yield base
+            yield base, proc.pid
         finally:
             proc.terminate()
             proc.wait(10)

@@ -52,14 +52,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._harness import free_port, live_server
+from bench._harness import cpu_seconds, family, free_port, live_process, processes_named
 from gateway.hl7v2.framing import END, START, Frame, Framer, frame
 from mappings.hl7v2 import (
     AckCode,
@@ -141,14 +143,23 @@ def serve_baseline(port: int, mapping: bool) -> None:
     asyncio.run(main())
 
 
+@dataclass(frozen=True)
+class Server:
+    """A server under load: where it listens, and the process whose CPU (its own and its
+    children's: the writer process) is counted while it is measured."""
+
+    port: int
+    pid: int
+
+
 @contextlib.contextmanager
-def baseline_server(mapping: bool) -> Iterator[int]:
+def baseline_server(mapping: bool) -> Iterator[Server]:
     port = free_port()
     args = [sys.executable, __file__, "--serve-baseline", str(port)] + ([] if mapping else ["--parse-only"])
     proc = subprocess.Popen(args, cwd=tempfile.gettempdir())
     try:
         _wait_port(port)
-        yield port
+        yield Server(port, proc.pid)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -164,11 +175,44 @@ def _wait_port(port: int, timeout: float = 60) -> None:
 
 
 @contextlib.contextmanager
-def gateway_server(database_url: str) -> Iterator[int]:
+def gateway_server(database_url: str) -> Iterator[Server]:
     port = free_port()
-    with live_server(database_url, GATEWAY_MLLP_PORT=str(port)):
+    with live_process(database_url, GATEWAY_MLLP_PORT=str(port)) as (_base, pid):
         _wait_port(port)
-        yield port
+        yield Server(port, pid)
+
+
+# ---- where the CPU goes -------------------------------------------------------------------------
+
+CPU_PARTS = ("serve", "writer", "database", "load")
+"""What a message's CPU is split into: the listening process (framing, parsing, mapping, ACKs), its
+children (the writer process), the local PostgreSQL server's processes (all of them: the bench
+assumes nothing else uses that server meanwhile), and this process (the load generator)."""
+
+
+def _cpu_now(server: Server, database: bool) -> dict[str, float]:
+    children = family(server.pid)[1:]
+    return {
+        "serve": cpu_seconds(server.pid),
+        "writer": sum(cpu_seconds(p) for p in children),
+        "database": sum(cpu_seconds(p) for p in processes_named("postgres")) if database else 0.0,
+        "load": time.process_time(),
+    }
+
+
+@dataclass
+class Usage:
+    """Messages ACKed and CPU seconds used by each part while they were (summed over slices)."""
+
+    messages: float = 0.0
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CPU_PARTS, 0.0))
+
+    def per_message(self, part: str) -> float:
+        """Milliseconds of CPU per message."""
+        return self.seconds[part] / self.messages * 1000 if self.messages else 0.0
+
+    def total(self) -> float:
+        return sum(self.per_message(p) for p in CPU_PARTS)
 
 
 # ---- SQLite's own share: the store's statements replayed on the bare driver ----------------------
@@ -479,11 +523,22 @@ async def _warm(port: int, patients: int, tag: str) -> None:
 
 
 async def drive(
-    port: int, connections: int, seconds: float, pipeline: int, tag: str, patients: int, *, warm: bool = True
+    port: int,
+    connections: int,
+    seconds: float,
+    pipeline: int,
+    tag: str,
+    patients: int,
+    *,
+    warm: bool = True,
+    cpu: Callable[[], dict[str, float]] | None = None,
+    usage: Usage | None = None,
 ) -> float:
     """ACKed messages/s over ``connections`` MLLP connections during ``seconds`` (after a short warm-up).
 
-    Every ACK must be AA; anything else aborts the run (a figure with failures does not count)."""
+    Every ACK must be AA; anything else aborts the run (a figure with failures does not count).
+    With ``cpu`` and ``usage``, the CPU ``cpu()`` reads over exactly the measured seconds, and the
+    messages counted then, are added to ``usage``."""
     counted = 0
     measuring = False
     stop = False
@@ -516,9 +571,15 @@ async def drive(
 
     tasks = [asyncio.create_task(sender(c)) for c in range(connections)]
     await asyncio.sleep(0.5)
+    before = cpu() if cpu else {}
     measuring, start = True, time.perf_counter()
     await asyncio.sleep(seconds)
     measuring, elapsed = False, time.perf_counter() - start
+    if cpu and usage is not None:
+        after = cpu()
+        usage.messages += counted
+        for part in CPU_PARTS:
+            usage.seconds[part] += after[part] - before[part]
     stop = True
     await asyncio.gather(*tasks)
     return counted / elapsed
@@ -531,17 +592,39 @@ def measure(
 
 
 def interleaved(
-    ports: list[int], connections: int, seconds: float, pipeline: int, tag: str, patients: int, rounds: int
-) -> list[float]:
-    """Messages/s for each server, measured in ``rounds`` alternating slices (a, b, a, b, ...).
+    servers: list[Server],
+    connections: int,
+    seconds: float,
+    pipeline: int,
+    tag: str,
+    patients: int,
+    rounds: int,
+    *,
+    database: bool = False,
+) -> tuple[list[float], list[Usage]]:
+    """Messages/s for each server, measured in ``rounds`` alternating slices (a, b, a, b, ...), and
+    the CPU each part used per message meanwhile (``database``: count the local PostgreSQL's).
 
     The machine's load drifts (other processes); alternating short slices exposes every server
     to the same drift, so the ratios compare designs rather than moments."""
-    totals = [0.0] * len(ports)
+    totals = [0.0] * len(servers)
+    usages = [Usage() for _ in servers]
     for r in range(rounds):
-        for i, port in enumerate(ports):
-            totals[i] += measure(port, connections, seconds / rounds, pipeline, f"{tag}{i}r{r}", patients, warm=r == 0)
-    return [t / rounds for t in totals]
+        for i, server in enumerate(servers):
+            totals[i] += asyncio.run(
+                drive(
+                    server.port,
+                    connections,
+                    seconds / rounds,
+                    pipeline,
+                    f"{tag}{i}r{r}",
+                    patients,
+                    warm=r == 0,
+                    cpu=partial(_cpu_now, server, database),
+                    usage=usages[i],
+                )
+            )
+    return [t / rounds for t in totals], usages
 
 
 @contextlib.contextmanager
@@ -597,6 +680,7 @@ def main() -> None:
     fan = [int(c) for c in args.connections.split(",")]
     run = f"{os.getpid()}x{int(time.time())}"
     rows: list[tuple[str, int, float, float, float]] = []
+    usages: dict[tuple[str, int], tuple[Usage, Usage]] = {}
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         for backend in ("sqlite", "postgresql") if args.postgres else ("sqlite",):
             if backend == "sqlite":
@@ -609,10 +693,10 @@ def main() -> None:
                 asyncio.run(_pg_admin(args.postgres.replace("postgresql+asyncpg", "postgresql", 1), "CHECKPOINT"))
             with gateway_server(url) as gw, baseline_server(True) as base, baseline_server(False) as parse_only:
                 if backend == "postgresql":
-                    asyncio.run(_warm(gw, args.patients, f"{run}analyze"))
+                    asyncio.run(_warm(gw.port, args.patients, f"{run}analyze"))
                     _analyze(url)
                 for n in fan:
-                    a0, a, b = interleaved(
+                    (a0, a, b), (_, used_a, used_b) = interleaved(
                         [parse_only, base, gw],
                         n,
                         args.seconds,
@@ -620,8 +704,10 @@ def main() -> None:
                         f"{run}{backend}{n}",
                         args.patients,
                         args.rounds,
+                        database=backend == "postgresql",
                     )
                     rows.append((backend, n, a0, a, b))
+                    usages[backend, n] = (used_a, used_b)
     print(
         f"HL7 ingest over MLLP, {args.seconds:.0f} s per figure, pipeline {args.pipeline} per connection, "
         f"{args.patients} patients"
@@ -630,6 +716,7 @@ def main() -> None:
     for backend, n, a0, a, b in rows:
         print(f"{backend:<11}{n:>6}{a0:>11.1f}{a:>10.1f}{b:>11.1f}{b / a:>7.2f}{b / a0:>9.2f}")
     print("target: b/a >= 0.70")
+    _print_cpu(rows, usages)
     floor = sqlite_floor(400, (1, 8), args.patients)
     print(
         "SQLite's own work per message (the store's statements and values replayed on the bare driver): "
@@ -658,6 +745,29 @@ def main() -> None:
                     f"  {n} connections: b/a could reach at most {ceiling:.2f} through one writer connection "
                     "with no Python around the store"
                 )
+
+
+def _print_cpu(
+    rows: list[tuple[str, int, float, float, float]], usages: dict[tuple[str, int], tuple[Usage, Usage]]
+) -> None:
+    """Where each message's CPU went, and what that allows on this machine's cores.
+
+    Every process of a figure shares the machine's cores: (b)'s serve process, its writer, the
+    database server and the load generator together cannot use more than ``cores`` seconds of CPU a
+    second, so (b) cannot exceed cores / (their CPU per message) however they overlap. That is the
+    bound when all of them are busy all the time; a serial chain (one connection waiting for each
+    ACK, the writer waiting for each statement) sits below it."""
+    cores = os.cpu_count() or 1
+    print(f"CPU per message, ms (all processes, measured over the timed seconds; {cores} cores):")
+    print(f"{'backend':<11}{'conns':>6}  {'fig':<4}" + "".join(f"{p:>10}" for p in CPU_PARTS) + f"{'total':>9}")
+    for backend, n, _a0, a, _b in rows:
+        used_a, used_b = usages[backend, n]
+        for fig, used in (("(a)", used_a), ("(b)", used_b)):
+            cells = "".join(f"{used.per_message(p):>10.2f}" for p in CPU_PARTS)
+            print(f"{backend:<11}{n:>6}  {fig:<4}{cells}{used.total():>9.2f}")
+        if used_b.total():
+            ceiling = cores * 1000 / used_b.total() / a
+            print(f"  b/a could reach at most {ceiling:.2f} with this CPU per message on {cores} cores")
 
 
 if __name__ == "__main__":
