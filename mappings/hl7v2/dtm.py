@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
 
 __all__ = ["Dtm", "parse_dtm"]
 
@@ -45,8 +46,12 @@ class Dtm:
         return self.value.date()
 
 
+@lru_cache(maxsize=2048)
 def parse_dtm(text: str, default_tz: tzinfo) -> Dtm:
-    """Parse an HL7 DTM; raises ``ValueError`` on anything that is not one."""
+    """Parse an HL7 DTM; raises ``ValueError`` on anything that is not one.
+
+    Remembered (a ``Dtm`` is immutable): a message states the same few times again and again (each
+    OBX-14 of a panel, OBR-7, OBR-22), and parsing them was a tenth of what parsing a message cost."""
     match = _DTM.match(text.strip())
     if not match:
         raise ValueError("not an HL7 date/time (YYYY[MM[DD[HHMM[SS[.SSSS]]]]][+/-ZZZZ])")
@@ -54,15 +59,7 @@ def parse_dtm(text: str, default_tz: tzinfo) -> Dtm:
     filled = [k for k in ("y", "mo", "d", "h", "mi", "s") if parts[k] is not None]
     fraction = parts["f"] or ""
     micro = int(fraction.ljust(6, "0")) if fraction else 0
-    zone: tzinfo
-    if parts["tz"]:
-        sign = 1 if parts["tz"][0] == "+" else -1
-        hours, minutes = int(parts["tz"][1:3]), int(parts["tz"][3:5])
-        if hours > 14 or minutes > 59:
-            raise ValueError("time zone offset out of range")
-        zone = timezone(sign * timedelta(hours=hours, minutes=minutes))
-    else:
-        zone = default_tz
+    zone: tzinfo = _zone(parts["tz"]) if parts["tz"] else default_tz
     value = datetime(
         int(parts["y"]),
         int(parts["mo"] or 1),
@@ -74,3 +71,15 @@ def parse_dtm(text: str, default_tz: tzinfo) -> Dtm:
         tzinfo=zone,
     )
     return Dtm(value, _PRECISIONS[len(filled) - 1], zone_assumed=not parts["tz"])
+
+
+@lru_cache(maxsize=128)
+def _zone(offset: str) -> timezone:
+    """One ``timezone`` per offset (``+HHMM``/``-HHMM``), shared by every value that states it. A
+    zone of its own per value cost more than the value when drafts are pickled for the writer
+    process: pickle shares an object only by identity, and writes each distinct zone in full."""
+    sign = 1 if offset[0] == "+" else -1
+    hours, minutes = int(offset[1:3]), int(offset[3:5])
+    if hours > 14 or minutes > 59:
+        raise ValueError("time zone offset out of range")
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))

@@ -75,6 +75,22 @@ def test_dtm_precision_and_zones() -> None:
             parse_dtm(bad, UTC)
 
 
+def test_dtm_values_share_their_zone() -> None:
+    """Values that state the same offset share one ``timezone`` object: the drafts of a message are
+    pickled to the writer process, and pickle writes each distinct zone object in full (it was half
+    the pickling time of a 12-result message)."""
+    import pickle
+
+    first = parse_dtm("20260114074500-0500", UTC).value
+    second = parse_dtm("20260115091500-0500", UTC).value
+    assert first.tzinfo is second.tzinfo
+    assert parse_dtm("20260114074500+0500", UTC).value.utcoffset() == timedelta(hours=5)
+    assert parse_dtm("20260114074500-0000", UTC).value.utcoffset() == timedelta(0)
+    one = len(pickle.dumps([first]))
+    assert len(pickle.dumps([first, second])) < 2 * one - 20  # the zone is written once
+    assert parse_dtm("20260114074500-0500", UTC) == parse_dtm(" 20260114074500-0500 ", UTC)
+
+
 def test_bare_msh_segment_never_crashes() -> None:
     """Found by the fuzz test: an MSH with no delimiters at all must give a located error and an AR."""
     from datetime import UTC, datetime
