@@ -35,6 +35,10 @@ one group while the serve process parses the next messages, so there the bound p
 of ``GATEWAY_HL7_WRITER=inline``; the writer process's own bound is its work per message
 (SQLite's plus the store's Python) against the parse work, on a machine whose two cores also
 run the load generator.
+Where each message's CPU goes is printed too: read from ``/proc`` over exactly the timed seconds, for
+(a)'s server, (b)'s serve process, its writer process, the local PostgreSQL server and the load
+generator. Together they cannot use more than the machine's cores, so (b) is at most cores / their
+CPU per message, whatever overlaps: the bound that decides the figures on a two-core machine.
 
 Usage: .venv/bin/python bench/hl7_ingest.py [--seconds 10] [--connections 1,8] [--pipeline 1]
                                             [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]

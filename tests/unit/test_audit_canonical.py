@@ -6,27 +6,17 @@ hash written from now on disagree with ``audit verify`` and with the chains alre
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.audit.writer import HASHED_FIELDS, canonical
-
-
-def _numbers(value: Any) -> Any:
-    if isinstance(value, float) and math.isfinite(value) and value == int(value):
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _numbers(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_numbers(v) for v in value]
-    return value
+from gateway.audit.writer import HASHED_FIELDS, _numbers, canonical
 
 
 def reference(values: dict[str, Any]) -> bytes:
-    """The definition, written the plain way."""
+    """The definition, written the plain way (``_numbers`` is the writer's own: what is tested here is
+    the text built around it)."""
     return json.dumps(
         {k: _numbers(values.get(k)) for k in HASHED_FIELDS}, sort_keys=True, separators=(",", ":"), ensure_ascii=True
     ).encode()
