@@ -19,6 +19,9 @@ Rules the tests rely on:
   makes that job try again in the re-run, up to ``attempts`` times, before it fails.
 * A job whose connection was lost (``DBAPIError.connection_invalidated``: the server ended a
   kept PostgreSQL connection) is run again like a conflict, on a new connection.
+* So is a job PostgreSQL aborted to break a deadlock or a serialization clash with another writer
+  (SQLSTATE 40P01, 40001: another gateway process on the same database); one that still meets
+  it after ``attempts`` runs fails as a ``Conflict`` ('records busy', not an internal error).
 * When BEGIN or COMMIT itself fails (database locked or gone), every job of the group
   gets that exception; nothing of the group is committed, so no sender is told AA.
 * A job first runs without savepoints (``_Optimistic``); one that fails inside a nested block
@@ -76,6 +79,10 @@ Job = Callable[[AsyncConnection], Awaitable[Any]]
 """Writes one message's rows on the given connection and returns its outcome; may be re-run."""
 
 RetryableFailure = (Conflict, IntegrityError)
+
+TRANSIENT_STATES = frozenset({"40P01", "40001"})
+"""PostgreSQL's deadlock_detected and serialization_failure: the transaction was aborted to resolve a
+clash with another writer, and running it again is the documented remedy."""
 
 ReadAhead = Callable[[AsyncConnection, GroupReads, list[Any]], Awaitable[None]]
 """Reads what a group's jobs will look up, given what each job was submitted with (``hl7v2.prefetch``)."""
@@ -459,10 +466,14 @@ class GroupCommitter:
             entry.savepoints = True  # not a failure: the next run takes its savepoints
             return False
         entry.failures += 1
-        retry = (isinstance(failed.error, RetryableFailure) or _connection_lost(failed.error)) and (
+        error = failed.error
+        transient = _transient(error)
+        retry = (isinstance(error, RetryableFailure) or _connection_lost(error) or transient) and (
             entry.failures < self.attempts
         )
-        log.debug("hl7v2: group rolled back (%s); re-running", type(failed.error).__name__)
+        log.debug("hl7v2: group rolled back (%s); re-running", type(error).__name__)
+        if not retry and transient:
+            failed.error = Conflict(f"records busy: another writer kept clashing with this message ({error})")
         return not retry
 
     async def _commit_async(self, group: list[_Pending]) -> None:
@@ -534,6 +545,15 @@ def _staging_failed(failed: BaseException) -> bool:
     return isinstance(failed, InsertsFailed | ReadAheadFailed) or (
         isinstance(failed, _JobFailed) and isinstance(failed.error, InsertsFailed)
     )
+
+
+def _transient(error: BaseException) -> bool:
+    """PostgreSQL aborted the job's transaction to resolve a clash with another writer
+    (``TRANSIENT_STATES``), on the lean asyncpg path or through SQLAlchemy."""
+    if not isinstance(error, DBAPIError):
+        return False
+    orig = error.orig
+    return any(getattr(e, "sqlstate", None) in TRANSIENT_STATES for e in (orig, getattr(orig, "__cause__", None)))
 
 
 def _connection_lost(error: BaseException) -> bool:

@@ -398,3 +398,95 @@ async def test_a_kept_postgresql_connection_that_died_is_replaced_without_failin
         assert orders == {"F-PGK1", "F-PGK2", "F-PGK3"}
     finally:
         await committer.aclose()
+
+
+async def _deadlock_with_another_writer(
+    db: Database, database_url: str, *, attempts: int
+) -> tuple[Any, int, list[int]]:
+    """A job that locks row 1 then row 2 of a scratch table, against another connection that locks
+    row 2 then row 1 while the job's first run holds row 1: a real deadlock, which PostgreSQL breaks
+    by aborting the job's transaction (the other side waits longer before it looks for one). With
+    ``attempts`` runs allowed, returns (the job's outcome or exception, its runs, the rows' values)."""
+    import asyncpg
+    from sqlalchemy import text
+
+    from gateway.hl7v2.committer import GroupCommitter
+
+    dsn = database_url.replace("postgresql+asyncpg", "postgresql", 1)
+    other = await asyncpg.connect(dsn)
+    await other.execute("CREATE TABLE scratch_locks (id int PRIMARY KEY, v int NOT NULL)")
+    await other.execute("INSERT INTO scratch_locks VALUES (1, 0), (2, 0)")
+    committer = GroupCommitter(db, attempts=attempts, wait_inline=True)
+    holds_first = asyncio.Event()
+    runs = 0
+
+    async def job(conn: Any) -> str:
+        nonlocal runs
+        runs += 1
+        await conn.execute(text("UPDATE scratch_locks SET v = v + 1 WHERE id = 1"))
+        holds_first.set()
+        await asyncio.sleep(0.2)  # the other writer takes row 2 meanwhile (first run only: see below)
+        await conn.execute(text("UPDATE scratch_locks SET v = v + 1 WHERE id = 2"))
+        return "applied"
+
+    async def clash(times: int) -> None:
+        for _ in range(times):
+            await holds_first.wait()
+            holds_first.clear()
+            async with other.transaction():
+                await other.execute("SET LOCAL deadlock_timeout = '10s'")
+                await other.execute("UPDATE scratch_locks SET v = v + 10 WHERE id = 2")
+                await other.execute("UPDATE scratch_locks SET v = v + 10 WHERE id = 1")
+
+    try:
+        clashing = asyncio.create_task(clash(attempts if attempts == 1 else 1))
+        try:
+            outcome: Any = await committer.submit(job)
+        except Exception as exc:
+            outcome = exc
+        await clashing
+        values = [r["v"] for r in await other.fetch("SELECT v FROM scratch_locks ORDER BY id")]
+        return outcome, runs, values
+    finally:
+        await committer.aclose()
+        await other.close()
+
+
+async def test_a_job_aborted_to_break_a_deadlock_is_run_again(db: Database, database_url: str) -> None:
+    """Another writer on the same PostgreSQL (a second gateway process) can deadlock with a message:
+    PostgreSQL aborts one transaction (SQLSTATE 40P01). The message is run again, not failed."""
+    if db.dialect != "postgresql":
+        pytest.skip("deadlock detection is PostgreSQL's")
+    outcome, runs, values = await _deadlock_with_another_writer(db, database_url, attempts=3)
+    assert outcome == "applied"
+    assert runs == 2
+    assert values == [11, 11], "both writers' updates are kept, each once"
+
+
+async def test_a_deadlock_that_outlives_the_attempts_is_records_busy(db: Database, database_url: str) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("deadlock detection is PostgreSQL's")
+    from gateway.errors import Conflict
+
+    outcome, runs, values = await _deadlock_with_another_writer(db, database_url, attempts=1)
+    assert isinstance(outcome, Conflict), outcome
+    assert "records busy" in str(outcome)
+    assert runs == 1
+    assert values == [10, 10], "the aborted job left nothing"
+
+
+def test_transient_errors_are_known_on_both_postgresql_paths() -> None:
+    """The lean asyncpg path wraps the driver's exception itself (``leanwrite.run_asyncpg``), SQLAlchemy
+    wraps it in its adapter's: both carry the SQLSTATE that makes a job worth running again."""
+    import asyncpg
+    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
+    from sqlalchemy.exc import DBAPIError
+
+    from gateway.hl7v2.committer import _transient
+
+    for driver_error in (asyncpg.exceptions.DeadlockDetectedError(), asyncpg.exceptions.SerializationError()):
+        assert _transient(DBAPIError("UPDATE", None, driver_error))
+        adapted = AsyncAdapt_asyncpg_dbapi.Error("deadlock detected", driver_error)
+        assert _transient(DBAPIError("UPDATE", None, adapted))
+    assert not _transient(DBAPIError("UPDATE", None, asyncpg.exceptions.UniqueViolationError()))
+    assert not _transient(IntegrityError("INSERT", None, Exception("constraint")))
