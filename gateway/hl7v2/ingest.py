@@ -180,6 +180,11 @@ class Ingest:
         self.committer = committer or GroupCommitter(db, attempts=ATTEMPTS)
         self.writer = writer
         """Where the writes go when it is running (``serve`` forks a writer process); else ``committer``."""
+        self._local = 0
+        """Messages being stored in this process while the writer process runs (see ``store``)."""
+        self._waiting = 0
+        """Messages waiting for those to commit before they go to the writer process."""
+        self._drained: asyncio.Future[None] | None = None
         self._legacy_ids: bool | None = None
         """Whether results may be stored under their pre-clustering ids (``apply.has_legacy_result_ids``),
         asked once, in the first message's transaction."""
@@ -189,11 +194,50 @@ class Ingest:
             self.committer.read_ahead = self.read_ahead
 
     def store(self, work: Work) -> asyncio.Future[Reply]:
-        """Queue ``work`` (call order is commit order); resolves after the commit that holds it."""
+        """Queue ``work`` (call order is commit order); resolves after the commit that holds it.
+
+        With a writer process running, a message that finds nothing in flight anywhere is stored
+        here instead: a lone sender waits for each ACK, so nothing runs beside its message, and
+        handing it to the other process only added the hand-over (pickling both ways, a wake-up,
+        caches gone cold). Measured side by side on 1 connection, in-process storing was 1.13x
+        (SQLite) and 1.12x (PostgreSQL) the writer process's throughput. Messages that arrive
+        while one is stored here wait for its commit before they go to the writer process, and
+        the writer process is only passed by once it has answered everything, so across both
+        paths call order stays commit order."""
+        writer = self.writer
+        if writer is None or not writer.running:
+            return self.committer.submit(self.job(work), work)
+        if self._local or self._waiting:
+            self._waiting += 1
+            return asyncio.ensure_future(self._store_after_local(work))
+        if writer.idle:
+            self._local += 1
+            future = self.committer.submit(self.job(work), work)
+            future.add_done_callback(self._stored_locally)
+            return future
+        return writer.submit(work)
+
+    def _stored_locally(self, _future: asyncio.Future[Any]) -> None:
+        self._local -= 1
+        if not self._local and self._drained is not None:
+            drained, self._drained = self._drained, None
+            drained.set_result(None)
+
+    async def _store_after_local(self, work: Work) -> Reply:
+        """``store`` for a message that came while others were stored in this process: it goes to
+        the writer process after their commit (waiters resume in arrival order)."""
+        try:
+            if self._local:
+                if self._drained is None:
+                    self._drained = asyncio.get_running_loop().create_future()
+                await asyncio.shield(self._drained)
+        finally:
+            self._waiting -= 1
         writer = self.writer
         if writer is not None and writer.running:
-            return writer.submit(work)
-        return self.committer.submit(self.job(work), work)
+            return await writer.submit(work)
+        reply: Reply = await self.committer.submit(self.job(work), work)
+        return reply
 
     def job(self, work: Work) -> Job:
         """The write job for ``work``, for a committer in this process."""

@@ -181,6 +181,11 @@ class WriterProcess:
         self._channel = channel
         self.running = True
 
+    @property
+    def idle(self) -> bool:
+        """Nothing in flight: every work sent has been answered (its transaction has ended)."""
+        return not self._pending
+
     def submit(self, work: Work) -> asyncio.Future[Reply]:
         assert self._channel is not None and self.running
         self._seq += 1

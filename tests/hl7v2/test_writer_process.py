@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 
 from gateway.audit.verify import verify_chain
 from gateway.store.database import Database
+from gateway.store.models import AuditLog, table_of
 from tests.hl7v2.test_crash import (
     PORTAL_GATEWAY,
     Ledger,
@@ -35,6 +36,7 @@ from tests.hl7v2.test_crash import (
 )
 
 WINDOW = 4
+_audit = table_of(AuditLog)
 
 
 def _children(pid: int) -> list[int]:
@@ -148,6 +150,64 @@ async def test_a_lost_writer_costs_no_aa_and_storing_goes_on(database_url: str, 
         assert stored == 2 * len(controls), "each message's results exactly once"
         chain = await verify_chain(database_url)
         assert chain.ok, chain
+    finally:
+        await db.dispose()
+
+
+async def test_a_lone_sender_is_stored_in_process(database_url: str, tmp_path: Path) -> None:
+    """One sender waiting for each ACK leaves nothing in flight when its next message comes: that
+    message is stored in the serve process (the hand-over to the writer would only add latency)."""
+    port = _free_port()
+    db = Database(database_url)
+    try:
+        controls = [f"LS-{n}" for n in range(80)]
+        codes: dict[str, str] = {}
+        with server(database_url, tmp_path, port) as proc:
+            await _wait_listening(port, proc)
+            [writer] = _children(proc.pid)
+            before = _cpu_seconds(writer)
+            reader, stream = await open_hl7_connection("127.0.0.1", port, encoding="utf-8")
+            try:
+                for control in controls:
+                    stream.writemessage(oru(control).decode())
+                    await stream.drain()
+                    msa = (await reader.readmessage()).segment("MSA")
+                    assert str(msa[2]) == control
+                    codes[control] = str(msa[1])
+            finally:
+                stream.close()
+            # stored by the writer, 80 messages cost it tens of milliseconds (see the test above)
+            assert _cpu_seconds(writer) - before <= 0.02, "the lone sender's messages were stored in-process"
+            assert _children(proc.pid) == [writer], "the writer is still there for concurrent senders"
+        assert set(codes.values()) == {"AA"}
+        await _check_store(db, Ledger(sent=controls, acked=dict.fromkeys(controls, "")))
+    finally:
+        await db.dispose()
+
+
+async def test_commit_order_is_send_order_across_both_paths(database_url: str, tmp_path: Path) -> None:
+    """Messages are stored in the serve process when nothing is in flight and in the writer process
+    otherwise; pipelined senders must still see each connection's messages committed in the order
+    sent. The audit chain records the order of commits: each applied message's Hl7Message entry."""
+    port = _free_port()
+    db = Database(database_url)
+    try:
+        senders = [[f"CO{c}-{n}" for n in range(40)] for c in range(3)]
+        codes: dict[str, str] = {}
+        with server(database_url, tmp_path, port) as proc:
+            await _wait_listening(port, proc)
+            for burst in range(2):  # a quiet spell between bursts: both paths are taken
+                part = slice(20 * burst, 20 * burst + 20)
+                await asyncio.gather(*(_send_all(port, controls[part], codes) for controls in senders))
+                await asyncio.sleep(0.2)
+        assert set(codes.values()) == {"AA"} and len(codes) == 120
+        async with db.read() as conn:
+            rows = await conn.execute(
+                select(_audit.c.metadata).where(_audit.c.entityType == "Hl7Message").order_by(_audit.c.seq)
+            )
+            committed = [row.metadata["controlId"] for row in rows]
+        for controls in senders:
+            assert [c for c in committed if c in set(controls)] == controls
     finally:
         await db.dispose()
 
