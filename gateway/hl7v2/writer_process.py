@@ -8,7 +8,9 @@ of the parse-and-ACK baseline. A thread does not help, since the statements hold
 lock between SQLite calls (``committer`` measured worker threads fighting the loop for it).
 A second process does: the serve process parses, maps and answers; this one runs the
 group committer (``committer.GroupCommitter``) exactly as the serve process would, on
-its own connection to the same database.
+its own connection to the same database. Only when there is something to overlap: a
+message that finds nothing in flight (a lone sender waiting for each ACK) is stored in
+the serve process itself, where the hand-over would only add latency (``Ingest.store``).
 
 How: ``serve`` calls ``WriterProcess.fork`` before it creates the app, while the process
 has one thread and no event loop, so ``os.fork`` is safe and the child starts with

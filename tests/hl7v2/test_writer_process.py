@@ -1,6 +1,7 @@
 """``serve``'s HL7 writer process (``gateway.hl7v2.writer_process``), against real ``serve`` processes.
 
-What is promised: ``serve`` stores HL7 messages in a child process of its own; that child dies
+What is promised: ``serve`` stores HL7 messages in a child process of its own (a message that
+finds nothing in flight in ``serve`` itself, with commit order still send order); that child dies
 with ``serve`` (SIGKILL included), so no orphan keeps a connection to the store; if the child
 dies on its own, the messages it held are answered AE (never AA), later messages are stored
 in-process, and a resend of everything leaves each message stored exactly once.
