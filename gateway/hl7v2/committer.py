@@ -549,11 +549,9 @@ def _staging_failed(failed: BaseException) -> bool:
 
 def _transient(error: BaseException) -> bool:
     """PostgreSQL aborted the job's transaction to resolve a clash with another writer
-    (``TRANSIENT_STATES``), on the lean asyncpg path or through SQLAlchemy."""
-    if not isinstance(error, DBAPIError):
-        return False
-    orig = error.orig
-    return any(getattr(e, "sqlstate", None) in TRANSIENT_STATES for e in (orig, getattr(orig, "__cause__", None)))
+    (``TRANSIENT_STATES``): the lean asyncpg path wraps the driver's exception, SQLAlchemy its
+    adapter's, and both carry the SQLSTATE."""
+    return isinstance(error, DBAPIError) and getattr(error.orig, "sqlstate", None) in TRANSIENT_STATES
 
 
 def _connection_lost(error: BaseException) -> bool:
