@@ -297,6 +297,9 @@ def _transactions(per_message: list[list[tuple[str, str, Any]]], g: int) -> Iter
                 kind, sql, params = call
                 if not at_end:
                     own.append(call)
+                elif kind == "copy":  # PostgreSQL's multi-row inserts: one COPY per table (sql: the table)
+                    columns, schema, rows = params
+                    end.setdefault(sql, (kind, (columns, schema, [])))[1][2].extend(rows)
                 elif sql.startswith("INSERT"):
                     rows = params if kind == "executemany" else [params]
                     end.setdefault(sql, ("executemany", []))[1].extend(rows)
@@ -412,6 +415,15 @@ class _PgRecorder:
         self._sink.append(("executemany", sql, rows))
         return await self._driver.executemany(sql, rows)
 
+    async def copy_records_to_table(self, table: str, *, records: Any, columns: Any, schema_name: Any) -> Any:
+        rows = [list(r) for r in records]
+        self._sink.append(("copy", table, (tuple(columns), schema_name, rows)))
+        return await self._driver.copy_records_to_table(table, records=rows, columns=columns, schema_name=schema_name)
+
+
+def _jsonb_binary(text: str) -> bytes:
+    return b"\x01" + text.encode()
+
 
 def postgres_floor(admin_url: str, messages: int, groups: tuple[int, ...], patients: int) -> dict[int, float]:
     """``sqlite_floor`` for PostgreSQL: the store's statements and values for ``messages`` messages,
@@ -481,6 +493,10 @@ def postgres_floor(admin_url: str, messages: int, groups: tuple[int, ...], patie
 
     async def replay(name: str, g: int) -> float:
         conn = await asyncpg.connect(url_of(name))
+        # JSON values are recorded as the text the store sends; binary COPY needs jsonb's binary form
+        await conn.set_type_codec(
+            "jsonb", schema="pg_catalog", format="binary", encoder=_jsonb_binary, decoder=lambda b: b[1:].decode()
+        )
         try:
             start = time.perf_counter()
             for calls in _transactions(per_message, g):
@@ -489,6 +505,9 @@ def postgres_floor(admin_url: str, messages: int, groups: tuple[int, ...], patie
                 for kind, sql, params in calls:
                     if kind == "executemany":
                         await conn.executemany(sql, params)
+                    elif kind == "copy":
+                        columns, schema, rows = params
+                        await conn.copy_records_to_table(sql, records=rows, columns=columns, schema_name=schema)
                     else:
                         await conn.fetch(sql, *params)
                 await transaction.commit()

@@ -19,7 +19,12 @@ expressions the store builds (one definition of every write); only the running d
   BEGIN IMMEDIATE ... COMMIT; on PostgreSQL (``run_asyncpg``) to the transaction's own
   asyncpg connection, with the asyncpg dialect's bind processors, and SQLAlchemy's
   adapter (a greenlet hop, a cursor object and its own statement cache per call, about
-  three times the CPU of the HL7 writer's statements themselves) is skipped.
+  three times the CPU of the HL7 writer's statements themselves) is skipped. There a multi-row
+  INSERT (a group's staged rows, its audit entries) goes by binary ``COPY ... FROM STDIN``
+  rather than ``executemany``: the same rows, defaults and constraint errors, with a third less of
+  PostgreSQL's CPU a row (measured with 96-104 rows a transaction: LabResult 88 -> 57 us,
+  _Version 60 -> 36 us, AuditLog 55 -> 33 us; the HL7 bench's writer side by side, 8 connections
+  +10%, 1 connection +9%).
 
 Anything outside that shape (RETURNING, SQL-expression or callable defaults, rows with
 differing keys, constructs without a cache key, other statement kinds) returns ``None`` and the
@@ -132,6 +137,16 @@ def bind_processor(column: ColumnElement[Any], dialect: Dialect, general: Proces
 
 
 @dataclass(frozen=True, slots=True)
+class _Copy:
+    """Where a multi-row INSERT's values go by ``COPY ... FROM STDIN`` (``run_asyncpg``): the table and
+    its columns in the order of the bound values."""
+
+    table: str
+    schema: str | None
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _InsertPlan:
     """How a row (a dict) becomes the driver's positional values, without a Python step per value:
     ``getter`` takes the rows' values in ``?`` order in one C call, ``converted`` names the few
@@ -142,6 +157,7 @@ class _InsertPlan:
     getter: Callable[[Mapping[str, Any]], tuple[Any, ...]]
     converted: tuple[tuple[int, Processor], ...]
     defaults: tuple[tuple[int, Any], ...]
+    copy: _Copy
 
     def bind(self, rows: Sequence[Mapping[str, Any]]) -> list[Sequence[Any]]:
         getter, converted, defaults = self.getter, self.converted, self.defaults
@@ -211,7 +227,8 @@ def _insert_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _Inse
     if not taken:
         return None
     getter = itemgetter(*taken) if len(taken) > 1 else _one_value(taken[0])
-    return _InsertPlan(compiled.string, getter, tuple(converted), tuple(constants))
+    copy = _Copy(table.name, table.schema, tuple(table.c[name].name for name in compiled.positiontup))
+    return _InsertPlan(compiled.string, getter, tuple(converted), tuple(constants), copy)
 
 
 def _one_value(key: str) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
@@ -227,6 +244,7 @@ class _Prepared:
     many: list[Sequence[Any]] | None
     one: list[Any]
     plan: _KeyedPlan | None
+    copy: _Copy | None = None
 
 
 def _prepare_insert(stmt: Insert, rows: Sequence[Mapping[str, Any]], dialect: Dialect) -> _Prepared | None:
@@ -252,7 +270,7 @@ def _prepare_insert(stmt: Insert, rows: Sequence[Mapping[str, Any]], dialect: Di
     )
     if plan is None:
         return None
-    return _Prepared(plan.sql, plan.bind(rows), [], None)
+    return _Prepared(plan.sql, plan.bind(rows), [], None, plan.copy)
 
 
 def _keyed_plan(stmt: Any, cache_key: Any, dialect: Dialect) -> _KeyedPlan:
@@ -338,7 +356,13 @@ async def run_asyncpg(driver: Any, stmt: Executable, parameters: Any, dialect: D
         if prepared.many is not None:
             many = prepared.many
             if len(many) > 1:
-                await driver.executemany(prepared.sql, many)
+                if prepared.copy is not None:
+                    copy = prepared.copy
+                    await driver.copy_records_to_table(
+                        copy.table, records=many, columns=copy.columns, schema_name=copy.schema
+                    )
+                else:
+                    await driver.executemany(prepared.sql, many)
                 return LeanResult((), [], len(many))
             return LeanResult((), [], _affected(await driver.execute(prepared.sql, *many[0])))
         if prepared.plan is None:
