@@ -48,7 +48,7 @@ from gateway.store.models import CareTeam, Hl7ResultIds, Version, table_of
 from gateway.store.objects import Record, get_record, insert_record, now, update_record
 from gateway.store.types import UTCDateTime, utc_iso
 from mappings.hl7v2 import ErrorCode, Hl7Error, PatientDraft, ProviderDraft, ResultDraft, to_json
-from mappings.hl7v2.drafts import key_id_of
+from mappings.hl7v2.drafts import key_id_text
 
 __all__ = [
     "Effects",
@@ -94,7 +94,7 @@ def result_id(sender: str, draft: ResultDraft) -> str:
 def _result_id(sender: str, key: tuple[str, str, str, str]) -> str:
     """Remembered: on PostgreSQL a group's read-ahead asks for the ids its jobs ask for again (two
     hashes a result each time)."""
-    return clustered_object_id(("LabResult", sender, key[0]), str(key_id_of(key)))
+    return clustered_object_id(("LabResult", sender, key[0]), key_id_text(key))
 
 
 def legacy_result_id(sender: str, draft: ResultDraft) -> str:

@@ -8,6 +8,7 @@ creates, versions or ignores. Field names follow the native data model
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
@@ -24,6 +25,7 @@ __all__ = [
     "ProviderDraft",
     "ResultDraft",
     "key_id_of",
+    "key_id_text",
     "to_json",
 ]
 
@@ -132,6 +134,20 @@ class ResultDraft:
 def key_id_of(key: tuple[str, str, str, str]) -> uuid.UUID:
     """``ResultDraft.key_id`` for a natural key, for callers that remember ids by key."""
     return uuid.uuid5(RESULT_NAMESPACE, "|".join(key))
+
+
+_NAMESPACE_BYTES = RESULT_NAMESPACE.bytes
+
+
+def key_id_text(key: tuple[str, str, str, str]) -> str:
+    """``str(key_id_of(key))``, computed as RFC 4122 defines a name-based (SHA-1) UUID without building
+    ``uuid.UUID`` objects: the store derives an id from it for every result of every message, and
+    the ``uuid`` module's objects cost five times the hash (equality over many keys is a unit test)."""
+    raw = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "|".join(key).encode()).digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass

@@ -7,6 +7,8 @@ import string
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.store.ids import (
     CLUSTERED_ID_LENGTH,
@@ -65,3 +67,36 @@ def test_clustered_ids_share_their_cluster_prefix_and_stay_distinct() -> None:
     # the key half depends on the cluster too: the same key in two orders is two results
     assert clustered_object_id(clusters[0], "k")[5:] != clustered_object_id(clusters[1], "k")[5:]
     assert len(derived_object_id("LabResult", "LAB A", "key-0")) == OBJECT_ID_LENGTH
+
+
+def test_derived_ids_never_change() -> None:
+    """Derived ids are how a resent or corrected message finds the rows it made (a LabResult, a
+    provider, a patient): values written by every earlier version of the store, pinned, so that
+    making them faster can never make them different."""
+    from gateway.hl7v2.apply import _result_id
+
+    assert derived_object_id("LabResult", "LAB A", "key-0") == "jLSRLWtJi4"
+    assert derived_object_id("ProviderProfile", "NPI", "1234567893") == "x7WzohnlWQ"
+    assert derived_object_id("PatientProfile", "Hôpital Saint-Éloi", "NW-000042") == "p7C8kWIqio"
+    assert clustered_object_id(("LabResult", "LAB A", "ORDER-1"), "key-0") == "a8oxltOuqx1"
+    assert _result_id("NORTHWIND LAB", ("FL-1^NWLAB", "2345-7", "LN", "")) == "CJjNxz1Y7Yw"
+    assert _result_id("Laboratoire Öst", ("Ω-77", "718-7", "LN", "1.2")) == "C1pr6BvbDUl"
+
+
+_KEY_PART = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.tuples(_KEY_PART, _KEY_PART, _KEY_PART, _KEY_PART), st.integers(1, 32))
+def test_fast_id_derivations_equal_their_definitions(key: tuple[str, str, str, str], count: int) -> None:
+    """``key_id_text`` is ``str(uuid5(...))`` and ``_digest_chars`` maps each digest byte to the
+    alphabet by ``% 62``, over any text (non-ASCII, separators inside parts, empty parts)."""
+    import hashlib
+    import uuid
+
+    from gateway.store.ids import _digest_chars
+    from mappings.hl7v2.drafts import RESULT_NAMESPACE, key_id_of, key_id_text
+
+    assert key_id_text(key) == str(key_id_of(key)) == str(uuid.uuid5(RESULT_NAMESPACE, "|".join(key)))
+    digest = hashlib.sha256("\x1f".join(key).encode()).digest()
+    assert _digest_chars(key, count) == "".join(ALPHABET[b % 62] for b in digest[:count])
