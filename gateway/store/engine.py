@@ -13,6 +13,7 @@ import msgspec
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util.concurrency import await_
 
 from gateway.native.query.regex import install_sqlite_functions
 
@@ -74,7 +75,7 @@ def create_engine(url: str, *, echo: bool = False, immediate: bool = True) -> As
 
         event.listen(sync_engine, "begin", _sqlite_on_begin if immediate else _sqlite_on_begin_deferred)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=echo,
         pool_pre_ping=True,
@@ -82,6 +83,27 @@ def create_engine(url: str, *, echo: bool = False, immediate: bool = True) -> As
         max_overflow=10,
         **JSON_CODECS,
     )
+    if engine.dialect.driver == "asyncpg":
+        engine.sync_engine.dialect.do_ping = _ping_in_one_round_trip  # type: ignore[method-assign]
+    return engine
+
+
+def _ping_in_one_round_trip(dbapi_conn: Any) -> bool:
+    """The pool's pre-ping on every checkout, as one statement instead of three.
+
+    SQLAlchemy's asyncpg adapter pings inside BEGIN ... ROLLBACK, for PgBouncer's transaction mode
+    (sqlalchemy#10226): three round trips before every transaction of every request, and of every
+    HL7 message a lone sender's connection stores (13 statements a message besides them, traced).
+    The gateway cannot run behind PgBouncer's transaction mode anyway: its write paths keep asyncpg's
+    prepared statements per server connection (``store.leanwrite``). So the ping is the bare ``;``
+    that SQLAlchemy's wraps, and a failure goes through the adapter's own translation, into the DBAPI
+    error the pool takes for a disconnect (it then replaces the connection: tested with a server-side
+    kill in tests/unit/test_engine_ping.py)."""
+    try:
+        await_(dbapi_conn.driver_connection.fetchrow(";"))
+    except Exception as error:
+        dbapi_conn._handle_exception(error)
+    return True
 
 
 def dialect_name(engine: AsyncEngine) -> str:
