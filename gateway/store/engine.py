@@ -84,7 +84,7 @@ def create_engine(url: str, *, echo: bool = False, immediate: bool = True) -> As
         **JSON_CODECS,
     )
     if engine.dialect.driver == "asyncpg":
-        engine.sync_engine.dialect.do_ping = _ping_in_one_round_trip  # type: ignore[method-assign]
+        engine.sync_engine.dialect.do_ping = _ping_in_one_round_trip  # type: ignore[method-assign,assignment]
     return engine
 
 
