@@ -42,6 +42,7 @@ from gateway.hl7v2.ordering import replaces
 from gateway.policy.principal import Principal
 from gateway.policy.rules import PUBLISHED_STATUSES, PatientLink
 from gateway.records import links
+from gateway.store.anyof import any_of, by_dialect
 from gateway.store.classes import CLASSES
 from gateway.store.ids import clustered_object_id, derived_object_id
 from gateway.store.models import CareTeam, Hl7ResultIds, Version, table_of
@@ -72,7 +73,24 @@ _TEAM = select(_CARE.c.relatedId).where(_CARE.c.owningId == bindparam("patient")
 _PROVIDER_BY_NPI = select(_PROVIDER.table.c.objectId).where(_PROVIDER.table.c.npi == bindparam("key"))
 _PROVIDER_BY_ID = select(_PROVIDER.table.c.objectId).where(_PROVIDER.table.c.objectId == bindparam("key"))
 _RESULTS = select(_RESULT.table).where(_RESULT.pk.in_(bindparam("ids", expanding=True)))
-_RESULTS_LOCKED = _RESULTS.with_for_update()
+_RESULTS_LOCKED = select(_RESULT.table).where(any_of(_RESULT.pk, "ids")).with_for_update()
+"""PostgreSQL's results lookup: the keys as one array (``store.anyof``), the rows locked."""
+_PATIENTS_BY_MRNS = by_dialect(
+    lambda one_of: select(_PATIENT.table).where(one_of(_PATIENT.table.c.medicalRecordNumber, "mrns"))
+)
+_TEAMS_OF = by_dialect(
+    lambda one_of: select(_CARE.c.owningId, _CARE.c.relatedId).where(one_of(_CARE.c.owningId, "patients"))
+)
+
+
+def _providers_by(column: Any) -> dict[str, Any]:
+    return by_dialect(
+        lambda one_of: select(_PROVIDER.table.c.objectId, column.label("key")).where(one_of(column, "keys"))
+    )
+
+
+_PROVIDERS_BY = {"npi": _providers_by(_PROVIDER.table.c.npi), "id": _providers_by(_PROVIDER.table.c.objectId)}
+"""The reads ahead of a group (see ``read_ahead``), built once per dialect (``store.anyof``)."""
 _INSERT_RESULTS = insert(_RESULT.table)
 _RESULT_COLUMNS = frozenset(_RESULT.table.c.keys())
 """A set, not ``table.c``: its membership test is a Python method call per key, twenty keys a result."""
@@ -629,28 +647,26 @@ async def read_ahead(conn: AsyncConnection, reads: prefetch.GroupReads, mapped: 
     mrns = sorted({m.patient.mrn for m in mapped if m.patient is not None and m.patient.mrn})
     if mrns:
         by_mrn: dict[str, list[dict[str, Any]]] = {mrn: [] for mrn in mrns}
-        people = _PATIENT.table
-        for person in (await conn.execute(select(people).where(people.c.medicalRecordNumber.in_(mrns)))).mappings():
+        by_mrns = _PATIENTS_BY_MRNS[conn.dialect.name]
+        for person in (await conn.execute(by_mrns, {"mrns": mrns})).mappings():
             by_mrn[str(person["medicalRecordNumber"])].append(dict(person))
         for mrn, rows in by_mrn.items():
             reads.put(("mrn", mrn), rows)
         patients = sorted({str(row["objectId"]) for rows in by_mrn.values() for row in rows})
         if patients:
             teams: dict[str, set[str]] = {p: set() for p in patients}
-            members = select(_CARE.c.owningId, _CARE.c.relatedId).where(_CARE.c.owningId.in_(patients))
-            for member in await conn.execute(members):
+            for member in await conn.execute(_TEAMS_OF[conn.dialect.name], {"patients": patients}):
                 teams[str(member.owningId)].add(str(member.relatedId))
             for patient, team in teams.items():
                 reads.put(("team", patient), team)
     oru = [m for m in mapped if hasattr(m, "results")]
     lookups = [named for m in oru for p in m.providers if (named := _provider_lookup(p)) is not None]
-    doctors = _PROVIDER.table
-    for by, column in (("npi", doctors.c.npi), ("id", doctors.c.objectId)):
+    for by, by_keys in _PROVIDERS_BY.items():
         keys = sorted({key for _, kind, key in lookups if kind == by})
         if not keys:
             continue
         known: dict[str, str | None] = dict.fromkeys(keys)
-        for doctor in await conn.execute(select(doctors.c.objectId, column.label("key")).where(column.in_(keys))):
+        for doctor in await conn.execute(by_keys[conn.dialect.name], {"keys": keys}):
             known[str(doctor.key)] = known[str(doctor.key)] or str(doctor.objectId)
         for key, oid in known.items():
             reads.put(("provider", by, key), oid)

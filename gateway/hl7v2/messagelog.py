@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.hl7v2 import prefetch, staged
+from gateway.store.anyof import by_dialect
 from gateway.store.models import Hl7Message, table_of
 from mappings.hl7v2 import AckCode, Hl7Error, MessageHeader
 
@@ -87,6 +88,15 @@ async def find_control(conn: AsyncConnection, facility: str, control_id: str) ->
 _INSERT = insert(_log)
 
 
+_CONTROLS = by_dialect(
+    lambda one_of: select(
+        _log.c.id, _log.c.outcome, _log.c.ack, _log.c.digest, _log.c.sendingFacility, _log.c.controlKey
+    ).where(one_of(_log.c.sendingFacility, "facilities") & one_of(_log.c.controlKey, "keys"))
+)
+"""A group's control ids, read ahead (``read_ahead``). Both columns constrained: the unique
+(sendingFacility, controlKey) index answers it."""
+
+
 def _control_key(facility: str, control_id: str) -> tuple[str, str, str]:
     return ("Hl7Message", facility, control_id)
 
@@ -98,10 +108,9 @@ async def read_ahead(conn: AsyncConnection, reads: prefetch.GroupReads, controls
         return
     wanted = set(controls)
     found: dict[tuple[str, str], LoggedAck | None] = dict.fromkeys(wanted)
-    stmt = select(_log.c.id, _log.c.outcome, _log.c.ack, _log.c.digest, _log.c.sendingFacility, _log.c.controlKey)
     facilities, keys = sorted({f for f, _ in wanted}), sorted({c for _, c in wanted})
-    # Both columns constrained: the unique (sendingFacility, controlKey) index answers it.
-    for row in await conn.execute(stmt.where(_log.c.sendingFacility.in_(facilities) & _log.c.controlKey.in_(keys))):
+    stmt = _CONTROLS[conn.dialect.name]
+    for row in await conn.execute(stmt, {"facilities": facilities, "keys": keys}):
         pair = (str(row.sendingFacility), str(row.controlKey))
         if pair in wanted:
             found[pair] = LoggedAck(str(row.id), AckCode(row.outcome), str(row.ack), str(row.digest))
