@@ -105,8 +105,13 @@ _SORTED_PREFIXES = tuple((k, json.dumps(k) + ":") for k in sorted(HASHED_FIELDS)
 _escape = json.encoder.encode_basestring_ascii
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+"""What ``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)`` builds on every
+call (it makes an encoder per call for non-default options), built once."""
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return _CANONICAL.encode(value)
 
 
 def canonical(values: dict[str, Any]) -> bytes:
