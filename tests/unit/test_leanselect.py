@@ -91,3 +91,46 @@ async def test_cached_plan_binds_each_runs_own_values(demo_database: tuple[str, 
             assert latest["objectId"] in {r["objectId"] for r in equal}
     finally:
         await db.dispose()
+
+
+@pytest.mark.parametrize("dialect_name", ["sqlite", "postgresql"])
+def test_remembered_in_list_expansions_bind_as_sqlalchemy_expands(dialect_name: str) -> None:
+    """``bound_statement`` remembers the expanded SQL per list lengths (``_expansion``): for every
+    run, first or remembered, the SQL and positional values must be SQLAlchemy's own expansion of
+    that run's values, with two IN lists and plain parameters (one processed, a datetime) between
+    them, lists of the same length but other values, and an empty list."""
+    from sqlalchemy import bindparam
+    from sqlalchemy.dialects import sqlite
+    from sqlalchemy.dialects.postgresql import asyncpg
+
+    from gateway.store import leanselect
+
+    c = CLASSES["LabResult"].table.c
+    stmt = select(c.objectId).where(
+        c.objectId.in_(bindparam("ids", expanding=True)),
+        c.patient == bindparam("p"),
+        c.effectiveAt > bindparam("t"),
+        c.status.in_(bindparam("st", expanding=True)),
+    )
+    dialect = sqlite.dialect() if dialect_name == "sqlite" else asyncpg.dialect()
+    key = stmt._generate_cache_key()
+    assert key is not None
+    compiled = stmt.compile(dialect=dialect, cache_key=key)
+    runs = [(3, 1, "a"), (0, 2, "b"), (3, 1, "c"), (12, 2, "d"), (3, 1, "e"), (0, 2, "f")]
+    for n, m, tag in runs:
+        params = {
+            "ids": [f"{tag}{k}" for k in range(n)],
+            "p": f"patient-{tag}",
+            "t": datetime(2026, 1, len(tag), tzinfo=UTC),
+            "st": ["final", tag][:m],
+        }
+        values = compiled.construct_params(
+            params, extracted_parameters=key.bindparams, escape_names=False, _no_postcompile=True
+        )
+        state = compiled._process_parameters_for_postcompile(values)
+        processors = {**compiled._bind_processors, **state.processors}
+        expected = [
+            processors[k](state.parameters[k]) if processors.get(k) else state.parameters[k]
+            for k in state.positiontup or ()
+        ]
+        assert leanselect.bound_statement(compiled, params, key.bindparams) == (state.statement, expected), (n, m)
