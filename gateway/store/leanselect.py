@@ -115,7 +115,7 @@ def _expansion(compiled: Any, values: Mapping[str, Any]) -> _Expansion | None:
     if found is not None and found.compiled is compiled:
         return found
     state = compiled._process_parameters_for_postcompile(dict(values))
-    items = {key: (name, i) for name, keys in state.parameter_expansion.items() for i, key in enumerate(keys)}
+    items = {item: (name, i) for name, items_of in state.parameter_expansion.items() for i, item in enumerate(items_of)}
     processors = {**compiled._bind_processors, **state.processors}
     order = tuple(items.get(name, (name, -1)) for name in state.positiontup or ())
     found = _Expansion(compiled, state.statement, order, tuple(processors.get(n) for n in state.positiontup or ()))
