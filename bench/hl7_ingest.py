@@ -651,10 +651,11 @@ def interleaved(
 
 
 @contextlib.contextmanager
-def _postgres_database(admin_url: str) -> Iterator[str]:
-    """A fresh database for one run (asyncpg, the driver the app uses), dropped afterwards; yields its URL."""
+def _postgres_database(admin_url: str, suffix: str = "") -> Iterator[str]:
+    """A fresh database for one run (asyncpg, the driver the app uses), dropped afterwards; yields its URL
+    (``suffix`` tells apart several in one process: ``hl7_ab.py``)."""
 
-    name = f"bench_hl7_{os.getpid()}"
+    name = f"bench_hl7_{os.getpid()}{suffix}"
     dsn = admin_url.replace("postgresql+asyncpg", "postgresql", 1)
 
     async def admin(*statements: str) -> None:
