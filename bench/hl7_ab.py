@@ -29,8 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._harness import free_port, live_process
-from bench.hl7_ingest import CPU_PARTS, Server, _analyze, _postgres_database, _wait_port, interleaved
+from bench.hl7_ingest import CPU_PARTS, _analyze, _postgres_database, gateway_server, interleaved
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,15 +43,6 @@ def _worktree(rev: str) -> Iterator[Path]:
             yield path
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)], check=False)
-
-
-@contextlib.contextmanager
-def _server(url: str, code: Path | None) -> Iterator[Server]:
-    port = free_port()
-    env = {"GATEWAY_MLLP_PORT": str(port)} | ({"PYTHONPATH": str(code)} if code else {})
-    with live_process(url, **env) as (_base, pid):
-        _wait_port(port)
-        yield Server(port, pid)
 
 
 @contextlib.contextmanager
@@ -78,8 +68,8 @@ def main() -> None:
         code = stack.enter_context(_worktree(args.base))
         url_a = stack.enter_context(_store(args.backend, args.postgres, tmp, "base"))
         url_b = stack.enter_context(_store(args.backend, args.postgres, tmp, "head"))
-        a = stack.enter_context(_server(url_a, code))
-        b = stack.enter_context(_server(url_b, None))
+        a = stack.enter_context(gateway_server(url_a, PYTHONPATH=str(code)))
+        b = stack.enter_context(gateway_server(url_b))
         interleaved([a, b], args.connections, 2, 1, "abwarm", args.patients, 1)  # every patient exists
         if args.backend == "postgresql":  # as hl7_ingest does: a running store has planner statistics
             _analyze(url_a)

@@ -179,9 +179,11 @@ def _wait_port(port: int, timeout: float = 60) -> None:
 
 
 @contextlib.contextmanager
-def gateway_server(database_url: str) -> Iterator[Server]:
+def gateway_server(database_url: str, **env: str) -> Iterator[Server]:
+    """``portal-gateway serve`` listening for MLLP; ``env`` adds to its environment (``hl7_ab.py``
+    runs another revision's code through ``PYTHONPATH``)."""
     port = free_port()
-    with live_process(database_url, GATEWAY_MLLP_PORT=str(port)) as (_base, pid):
+    with live_process(database_url, GATEWAY_MLLP_PORT=str(port), **env) as (_base, pid):
         _wait_port(port)
         yield Server(port, pid)
 
