@@ -160,7 +160,11 @@ async def get_record(
         cond = cond & where
     stmt = select(spec.table).where(cond)
     if for_update and conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
+        # FOR NO KEY UPDATE: the lock an UPDATE of non-key columns takes itself (an objectId never
+        # changes). FOR UPDATE would also block rows being inserted that point at this one (their
+        # foreign-key check takes KEY SHARE): an HL7 group inserting a patient's results would wait
+        # for another transaction that is only changing that patient's demographics.
+        stmt = stmt.with_for_update(key_share=True)
     row = (await conn.execute(stmt)).mappings().first()
     if row is None:
         return None
