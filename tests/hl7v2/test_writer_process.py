@@ -11,10 +11,12 @@ in-process, and a resend of everything leaves each message stored exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import hl7
@@ -75,6 +77,16 @@ def _refused(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]
     return subprocess.run([str(PORTAL_GATEWAY), "serve"], env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
+@contextlib.asynccontextmanager
+async def _serving(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[int, subprocess.Popen[bytes], int]]:
+    """A live ``serve`` on a free MLLP port, once it listens: (port, the process, its writer's pid)."""
+    port = _free_port()
+    with server(database_url, tmp_path, port) as proc:
+        await _wait_listening(port, proc)
+        [writer] = _children(proc.pid)
+        yield port, proc, writer
+
+
 async def _send_all(port: int, controls: list[str], codes: dict[str, str], on_ack: object = None) -> None:
     """Send ``controls`` on one connection, up to WINDOW in flight; records each MSA-1."""
     reader, writer = await open_hl7_connection("127.0.0.1", port, encoding="utf-8")
@@ -97,12 +109,9 @@ async def _send_all(port: int, controls: list[str], codes: dict[str, str], on_ac
 
 
 async def test_serve_writes_in_a_child_that_dies_with_it(database_url: str, tmp_path: Path) -> None:
-    port = _free_port()
     db = Database(database_url)
     try:
-        with server(database_url, tmp_path, port) as proc:
-            await _wait_listening(port, proc)
-            [writer] = _children(proc.pid)
+        async with _serving(database_url, tmp_path) as (port, proc, writer):
             before = _cpu_seconds(writer)
             codes: dict[str, str] = {}
             controls = [f"WP-{n}" for n in range(150)]
@@ -120,14 +129,11 @@ async def test_serve_writes_in_a_child_that_dies_with_it(database_url: str, tmp_
 
 
 async def test_a_lost_writer_costs_no_aa_and_storing_goes_on(database_url: str, tmp_path: Path) -> None:
-    port = _free_port()
     db = Database(database_url)
     try:
         controls = [f"WL-{n}" for n in range(120)]
         codes: dict[str, str] = {}
-        with server(database_url, tmp_path, port) as proc:
-            await _wait_listening(port, proc)
-            [writer] = _children(proc.pid)
+        async with _serving(database_url, tmp_path) as (port, proc, writer):
 
             def kill_writer_once() -> None:
                 if len(codes) == 15 and not _gone(writer):
@@ -158,14 +164,11 @@ async def test_a_lost_writer_costs_no_aa_and_storing_goes_on(database_url: str, 
 async def test_a_lone_sender_is_stored_in_process(database_url: str, tmp_path: Path) -> None:
     """One sender waiting for each ACK leaves nothing in flight when its next message comes: that
     message is stored in the serve process (the hand-over to the writer would only add latency)."""
-    port = _free_port()
     db = Database(database_url)
     try:
         controls = [f"LS-{n}" for n in range(80)]
         codes: dict[str, str] = {}
-        with server(database_url, tmp_path, port) as proc:
-            await _wait_listening(port, proc)
-            [writer] = _children(proc.pid)
+        async with _serving(database_url, tmp_path) as (port, proc, writer):
             before = _cpu_seconds(writer)
             reader, stream = await open_hl7_connection("127.0.0.1", port, encoding="utf-8")
             try:
