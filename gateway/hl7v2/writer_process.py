@@ -21,6 +21,13 @@ order received, so per-connection order and commit order are those of the serve
 process, and answers each after the COMMIT that holds it; the serve process writes
 the ACK only then, as before.
 
+One group at a time, on one connection. Two groups in flight on PostgreSQL (the next group's
+reads and jobs running while the one before inserts its rows and commits, each group waiting for
+the one before it to end before its own inserts, so that commits keep their order) was measured
+side by side at 8 connections: 0.97x. The order leaves the groups' inserts and commits one after
+another anyway, and starting the next group early made the groups smaller (more statements and
+more PostgreSQL work a message: 1.14 -> 1.37 ms).
+
 Failure rules the tests rely on:
 
 * The serve process dies (SIGKILL included): the kernel kills the writer too
