@@ -30,8 +30,8 @@ async def test_a_patient_locked_for_an_update_does_not_hold_up_new_results(datab
     if not database_url.startswith("postgresql"):
         pytest.skip("SQLite has one writer at a time: there are no row locks to share")
     db = Database(database_url)
+    ingest = Ingest(db)
     try:
-        ingest = Ingest(db)
         first = await ingest.handle(oru("LK-0"), Delivery("mllp"))
         assert first.code is AckCode.AA
         async with db.read() as conn:
